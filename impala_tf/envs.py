@@ -1,0 +1,149 @@
+"""The batched-environment contract that actors step, and an adapter from dm_env.
+
+An actor steps `N` environments in lockstep and needs, per step, the next
+observation, the raw reward, whether a new training episode started, and the
+score of any game that just finished. Atari provides this in C++ (ale-py's
+vector environment, see `atari57`); everything that speaks `dm_env` (DMLab, the
+test environments) gets it from `DmEnvBatch`.
+"""
+
+import concurrent.futures
+from typing import Mapping, NamedTuple, Protocol, Sequence
+
+import dm_env
+import numpy as np
+
+
+class EnvOutput(NamedTuple):
+  """What a batched environment returns after `reset()` and every `step()`.
+
+  Attributes:
+    observation: dict of arrays with a leading `[N]` dimension: "frame" uint8
+      `[N, H, W, C]`; DMLab adds "instruction" int32 `[N, L]`.
+    reward: float32 `[N]`, the raw (unclipped) reward of the step that led
+      here; 0 after a reset.
+    done: bool `[N]`, this observation starts a new training episode. All True
+      after `reset()`. Environments reset themselves: the step that ends an
+      episode returns the first observation of the next one with `done=True`
+      and the final reward (the convention of the paper's code).
+    episode_return: float32 `[N]`, the full unclipped score of a game that
+      ended with this step, NaN elsewhere.
+    episode_length: int32 `[N]`, that game's length in agent steps, 0
+      elsewhere.
+  """
+  observation: Mapping[str, np.ndarray]
+  reward: np.ndarray
+  done: np.ndarray
+  episode_return: np.ndarray
+  episode_length: np.ndarray
+
+
+class BatchedEnv(Protocol):
+  """`N` environments stepped together (see `EnvOutput`)."""
+
+  num_envs: int
+  num_actions: int
+  # Per environment, without the [N] dimension: name -> (shape, dtype).
+  observation_spec: Mapping[str, tuple[tuple[int, ...], np.dtype]]
+
+  def reset(self) -> EnvOutput:
+    ...
+
+  def step(self, actions: np.ndarray) -> EnvOutput:
+    ...
+
+  def close(self) -> None:
+    ...
+
+
+def _as_observation_dict(observation) -> Mapping[str, np.ndarray]:
+  if isinstance(observation, Mapping):
+    return observation
+  return {"frame": observation}
+
+
+class DmEnvBatch:
+  """Steps a list of `dm_env.Environment`s as one `BatchedEnv`.
+
+  Each environment runs in its own thread (DMLab releases the GIL while it
+  renders), resets itself when its episode ends, and the batch reports the
+  undiscounted sum of raw rewards of every finished episode.
+
+  A `dm_env` environment whose observation is an array is presented as
+  {"frame": array}; one whose observation is a dict is passed through.
+  """
+
+  def __init__(self, envs: Sequence[dm_env.Environment], num_actions: int):
+    if not envs:
+      raise ValueError("DmEnvBatch needs at least one environment, got none.")
+    self._envs = list(envs)
+    self.num_envs = len(self._envs)
+    self.num_actions = int(num_actions)
+    spec = self._envs[0].observation_spec()
+    spec = _as_observation_dict(spec)
+    self.observation_spec = {
+        name: (tuple(s.shape), np.dtype(s.dtype)) for name, s in spec.items()}
+    self._returns = np.zeros(self.num_envs, np.float64)
+    self._lengths = np.zeros(self.num_envs, np.int64)
+    self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_envs)
+                  if self.num_envs > 1 else None)
+
+  def _map(self, fn, *args):
+    if self._pool is None:
+      return [fn(*a) for a in zip(*args)]
+    return list(self._pool.map(fn, *args))
+
+  def reset(self) -> EnvOutput:
+    timesteps = self._map(lambda env: env.reset(), self._envs)
+    self._returns[:] = 0
+    self._lengths[:] = 0
+    n = self.num_envs
+    return self._stack(timesteps, np.zeros(n, np.float32), np.ones(n, bool),
+                       np.full(n, np.nan, np.float32), np.zeros(n, np.int32))
+
+  def step(self, actions: np.ndarray) -> EnvOutput:
+    actions = np.asarray(actions)
+    if actions.shape != (self.num_envs,):
+      raise ValueError(
+          f"actions must have shape [{self.num_envs}], got {actions.shape}.")
+
+    def step_one(env, action):
+      timestep = env.step(int(action))
+      if timestep.last():
+        return timestep, env.reset()
+      return timestep, None
+
+    results = self._map(step_one, self._envs, actions)
+    n = self.num_envs
+    reward = np.zeros(n, np.float32)
+    done = np.zeros(n, bool)
+    episode_return = np.full(n, np.nan, np.float32)
+    episode_length = np.zeros(n, np.int32)
+    timesteps = []
+    for i, (timestep, restart) in enumerate(results):
+      r = float(timestep.reward or 0.0)
+      reward[i] = r
+      self._returns[i] += r
+      self._lengths[i] += 1
+      if restart is not None:
+        done[i] = True
+        episode_return[i] = self._returns[i]
+        episode_length[i] = self._lengths[i]
+        self._returns[i] = 0
+        self._lengths[i] = 0
+        timesteps.append(restart)
+      else:
+        timesteps.append(timestep)
+    return self._stack(timesteps, reward, done, episode_return, episode_length)
+
+  def _stack(self, timesteps, reward, done, episode_return, episode_length):
+    observations = [_as_observation_dict(t.observation) for t in timesteps]
+    observation = {name: np.stack([o[name] for o in observations])
+                   for name in self.observation_spec}
+    return EnvOutput(observation, reward, done, episode_return, episode_length)
+
+  def close(self) -> None:
+    for env in self._envs:
+      env.close()
+    if self._pool is not None:
+      self._pool.shutdown(wait=False)
