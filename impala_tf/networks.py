@@ -1,0 +1,241 @@
+"""The paper's agent networks (Fig. 3): shallow and deep ResNet torsos + LSTM.
+
+Layer recipe (the figure as built by the paper's code):
+
+* shallow: Conv 8x8/4 (16) → ReLU → Conv 4x4/2 (32) → ReLU → FC 256 → ReLU,
+  VALID padding (the A3C network).
+* deep: three stacks of (Conv 3x3/1 SAME, MaxPool 3x3/2 SAME, two residual
+  blocks x + Conv(ReLU(Conv(ReLU(x))))) with 16, 32, 32 channels, then
+  ReLU → FC 256 → ReLU: 15 convolutions.
+* The core's input is the torso output, the previous reward clipped to
+  [-1, 1] (whatever the training reward clipping), the one-hot previous
+  action, and for DMLab the instruction encoding (words hashed into 1000
+  buckets, embedding 20, LSTM 64, output at the last word).
+* Core: LSTM 256, optional (the Atari agents are feed-forward). Its state is
+  reset to zeros wherever an observation starts a new episode.
+* Heads: linear policy logits and a linear scalar baseline.
+
+Shapes: `B` is the batch, `T` the number of time steps (time-major).
+"""
+
+import collections
+from typing import Any, Mapping, Optional
+
+import sonnet as snt
+import tensorflow as tf
+
+INSTRUCTION_BUCKETS = 1000
+INSTRUCTION_EMBEDDING_SIZE = 20
+INSTRUCTION_LSTM_SIZE = 64
+TORSO_OUTPUT_SIZE = 256
+CORE_SIZE = 256
+
+TORSOS = ("shallow", "deep")
+
+AgentInput = collections.namedtuple(
+    "AgentInput", ["prev_action", "reward", "done", "observation"])
+AgentInput.__doc__ = """Network input at one step (or `[T, B]` when unrolled).
+
+prev_action: int32 `[B]`, the action taken before this observation.
+reward: float32 `[B]`, raw reward received on arriving here.
+done: bool `[B]`, this observation starts a new episode.
+observation: dict with "frame" uint8 `[B, H, W, C]` and, for DMLab,
+  "instruction" int32 `[B, L]` (0 = padding).
+"""
+
+AgentOutput = collections.namedtuple("AgentOutput",
+                                     ["policy_logits", "baseline"])
+
+
+class _ShallowTorso(snt.Module):
+  """The A3C network: two convolutions and a fully connected layer."""
+
+  def __init__(self):
+    super().__init__(name="shallow_torso")
+    self._conv1 = snt.Conv2D(16, 8, stride=4, padding="VALID")
+    self._conv2 = snt.Conv2D(32, 4, stride=2, padding="VALID")
+    self._linear = snt.Linear(TORSO_OUTPUT_SIZE)
+
+  def __call__(self, frames):
+    x = tf.nn.relu(self._conv1(frames))
+    x = tf.nn.relu(self._conv2(x))
+    return tf.nn.relu(self._linear(snt.Flatten()(x)))
+
+
+class _ResidualBlock(snt.Module):
+
+  def __init__(self, channels, name):
+    super().__init__(name=name)
+    self._conv1 = snt.Conv2D(channels, 3, padding="SAME")
+    self._conv2 = snt.Conv2D(channels, 3, padding="SAME")
+
+  def __call__(self, x):
+    return x + self._conv2(tf.nn.relu(self._conv1(tf.nn.relu(x))))
+
+
+class _DeepTorso(snt.Module):
+  """The 15-convolution residual network of the paper's Fig. 3."""
+
+  def __init__(self, channels=(16, 32, 32)):
+    super().__init__(name="deep_torso")
+    self._stacks = []
+    for i, c in enumerate(channels):
+      self._stacks.append((
+          snt.Conv2D(c, 3, padding="SAME", name=f"stack_{i}_conv"),
+          _ResidualBlock(c, name=f"stack_{i}_res_0"),
+          _ResidualBlock(c, name=f"stack_{i}_res_1"),
+      ))
+    self._linear = snt.Linear(TORSO_OUTPUT_SIZE)
+
+  def __call__(self, frames):
+    x = frames
+    for conv, res0, res1 in self._stacks:
+      x = conv(x)
+      x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
+      x = res1(res0(x))
+    x = tf.nn.relu(x)
+    return tf.nn.relu(self._linear(snt.Flatten()(x)))
+
+
+class InstructionEncoder(snt.Module):
+  """Embeds hashed word ids and reads them with an LSTM (DMLab language).
+
+  Input int32 `[N, L]` with 0 as padding; output float32 `[N, 64]`, the LSTM
+  output at the last word (zeros for an empty instruction).
+  """
+
+  def __init__(self):
+    super().__init__(name="instruction_encoder")
+    # Row 0 is the padding id; words use rows 1..INSTRUCTION_BUCKETS.
+    self._embed = snt.Embed(vocab_size=INSTRUCTION_BUCKETS + 1,
+                            embed_dim=INSTRUCTION_EMBEDDING_SIZE)
+    self._lstm = snt.LSTM(INSTRUCTION_LSTM_SIZE)
+
+  def __call__(self, tokens):
+    tokens = tf.convert_to_tensor(tokens, tf.int32)
+    lengths = tf.reduce_sum(tf.cast(tokens > 0, tf.int32), axis=1)
+    embedded = self._embed(tokens)  # [N, L, E]
+    outputs, _ = snt.static_unroll(
+        self._lstm, tf.transpose(embedded, [1, 0, 2]),
+        self._lstm.initial_state(tf.shape(tokens)[0]))  # [L, N, H]
+    outputs = tf.transpose(outputs, [1, 0, 2])  # [N, L, H]
+    last = tf.gather(outputs, tf.maximum(lengths - 1, 0), batch_dims=1)
+    return last * tf.cast(lengths > 0, last.dtype)[:, tf.newaxis]
+
+
+class ImpalaNetwork(snt.Module):
+  """Policy and baseline network with an optional LSTM core.
+
+  Args:
+    num_actions: size of the action set.
+    torso: "shallow" or "deep".
+    use_lstm: whether the core is an LSTM (False: feed-forward).
+    use_instruction: whether the observation has an "instruction".
+  """
+
+  def __init__(self, num_actions: int, torso: str = "shallow",
+               use_lstm: bool = True, use_instruction: bool = False,
+               name: Optional[str] = None):
+    super().__init__(name=name or f"impala_{torso}")
+    if torso not in TORSOS:
+      raise ValueError(f"Unknown torso {torso!r}; expected one of {TORSOS}.")
+    if num_actions < 1:
+      raise ValueError(f"num_actions must be positive, got {num_actions}.")
+    self.num_actions = num_actions
+    self.use_lstm = use_lstm
+    self.use_instruction = use_instruction
+    self._torso = _ShallowTorso() if torso == "shallow" else _DeepTorso()
+    self._instruction = InstructionEncoder() if use_instruction else None
+    self._core = snt.LSTM(CORE_SIZE) if use_lstm else None
+    self._policy = snt.Linear(num_actions, name="policy_logits")
+    self._baseline = snt.Linear(1, name="baseline")
+
+  def initial_state(self, batch_size) -> Any:
+    """The core state at an episode start: an `snt.LSTMState` or ()."""
+    if self._core is None:
+      return ()
+    return self._core.initial_state(batch_size)
+
+  def __call__(self, inputs: AgentInput, state):
+    """One step: inputs `[B, ...]` → (`AgentOutput` `[B, ...]`, new state)."""
+    expanded = tf.nest.map_structure(lambda x: tf.expand_dims(x, 0), inputs)
+    outputs, state = self.unroll(expanded, state)
+    return tf.nest.map_structure(lambda x: x[0], outputs), state
+
+  def unroll(self, inputs: AgentInput, state):
+    """Time-major unroll: inputs `[T, B, ...]` → (`AgentOutput` `[T, B, ...]`,
+    final state). The core state is reset where `inputs.done` is True."""
+    observation: Mapping[str, tf.Tensor] = inputs.observation
+    frames = tf.convert_to_tensor(observation["frame"])
+    time_batch = tf.shape(frames)[:2]
+    # The convolutions see all T*B frames at once (the paper folds time into
+    # the batch); only the LSTM runs sequentially.
+    folded = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0))
+    torso_out = self._torso(tf.cast(folded, tf.float32) / 255.0)
+
+    features = [
+        torso_out,
+        tf.reshape(tf.clip_by_value(
+            tf.cast(inputs.reward, tf.float32), -1.0, 1.0), [-1, 1]),
+        tf.one_hot(tf.reshape(inputs.prev_action, [-1]), self.num_actions),
+    ]
+    if self._instruction is not None:
+      tokens = tf.convert_to_tensor(observation["instruction"], tf.int32)
+      features.append(self._instruction(
+          tf.reshape(tokens, [-1, tf.shape(tokens)[-1]])))
+    features = tf.concat(features, axis=1)  # [T*B, F]
+
+    if self._core is not None:
+      features = tf.reshape(
+          features, tf.concat([time_batch, [features.shape[-1]]], 0))
+      done = tf.convert_to_tensor(inputs.done)
+      core_out, state = self._unroll_core(features, done, state)
+      features = tf.reshape(core_out, [-1, CORE_SIZE])
+
+    logits = self._policy(features)
+    baseline = tf.squeeze(self._baseline(features), axis=-1)
+    outputs = AgentOutput(
+        policy_logits=tf.reshape(
+            logits, tf.concat([time_batch, [self.num_actions]], 0)),
+        baseline=tf.reshape(baseline, time_batch))
+    return outputs, state
+
+  def _unroll_core(self, features, done, state):
+    """LSTM over `[T, B, F]`, zeroing the state where an episode starts."""
+
+    def step(carry, elems):
+      _, prev_state = carry
+      x_t, done_t = elems
+      keep = 1.0 - tf.cast(done_t, tf.float32)[:, tf.newaxis]
+      prev_state = tf.nest.map_structure(lambda s: s * keep, prev_state)
+      return self._core(x_t, prev_state)
+
+    batch_size = tf.shape(features)[1]
+    outputs, states = tf.scan(
+        step, (features, done),
+        initializer=(tf.zeros([batch_size, CORE_SIZE]), state))
+    final_state = tf.nest.map_structure(lambda s: s[-1], states)
+    return outputs, final_state
+
+
+def make_network(num_actions: int, torso: str = "shallow",
+                 use_lstm: bool = True,
+                 use_instruction: bool = False) -> ImpalaNetwork:
+  """Builds an `ImpalaNetwork` (see its arguments)."""
+  return ImpalaNetwork(num_actions=num_actions, torso=torso,
+                       use_lstm=use_lstm, use_instruction=use_instruction)
+
+
+def dummy_input(observation_spec: Mapping[str, tuple], batch_size: int = 1,
+                num_steps: Optional[int] = None) -> AgentInput:
+  """Zeros shaped like one step (or `num_steps` steps) of agent input.
+
+  `observation_spec` maps observation names to (shape, dtype) per environment,
+  as `envs.BatchedEnv.observation_spec` does.
+  """
+  lead = [batch_size] if num_steps is None else [num_steps, batch_size]
+  observation = {name: tf.zeros(lead + list(shape), dtype=tf.as_dtype(dtype))
+                 for name, (shape, dtype) in observation_spec.items()}
+  return AgentInput(prev_action=tf.zeros(lead, tf.int32),
+                    reward=tf.zeros(lead, tf.float32),
+                    done=tf.zeros(lead, tf.bool), observation=observation)
