@@ -201,7 +201,7 @@ def make(level: str, *, mode: str = "train", seed: int = 0,
                                extra_config=extra_config)
   if engine is None:
     engine = engine_lib.check_engine()
-  if (canonical in levels_lib.PSYCHLAB_DATASET_LEVELS and not dataset_path
+  if (canonical in levels_lib.PSYCHLAB_DATASET_LEVELS
       and "datasetPath" not in config):
     _logger.warning(
         "Level %s shows the psychlab image dataset; pass dataset_path "

@@ -5,10 +5,9 @@ The paper scores an agent on the test levels (`_test` scripts,
 reports the mean capped human-normalised score (PAPER.md Sec. 5).
 """
 
-import dataclasses
 import functools
 import math
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence
 
 import dm_env
 
@@ -25,8 +24,7 @@ PAPER_EPISODES_PER_LEVEL = 500
 Policy = Callable[[dm_env.TimeStep], int]
 
 
-@dataclasses.dataclass(frozen=True)
-class EvaluationResult:
+class EvaluationResult(NamedTuple):
   """Per-level returns and the suite's human-normalised scores (percent)."""
   returns_by_level: Mapping[str, tuple[float, ...]]
   mean_return_by_level: Mapping[str, float]

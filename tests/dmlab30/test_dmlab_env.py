@@ -176,3 +176,14 @@ def test_batched_through_dm_env_batch(fake_lab):
   assert out.episode_length.tolist() == [3, 3]
   assert out.observation["frame"].shape == (2, 72, 96, 3)
   batch.close()
+
+
+def test_psychlab_image_level_without_dataset_path_warns(fake_lab, caplog):
+  with caplog.at_level("WARNING", logger="dmlab30.env"):
+    dmlab30.make("psychlab_arbitrary_visuomotor_mapping")
+    dmlab30.make("psychlab_visual_search")   # uses no images
+  assert "datasetPath" not in fake_lab.fake_created[-1].fake_config
+  warned = [r.getMessage() for r in caplog.records]
+  assert len(warned) == 1
+  assert "psychlab_arbitrary_visuomotor_mapping" in warned[0]
+  assert "dataset_path" in warned[0]
