@@ -1,0 +1,191 @@
+"""The learner's update step, independent of any process plumbing.
+
+`Learner.update(batch)` takes `B` trajectories (the layout of
+`trajectory.specs`, batch-major `[B, T+1, ...]`) and runs one compiled step:
+
+1. split the batch evenly over the strategy's replicas;
+2. on each replica, unroll the network from the stored core state over all
+   `T + 1` steps (time-major), bootstrap from the baseline at step `T`, and
+   pair the output at `t` with the action `prev_action[t+1]`, the reward
+   `reward[t+1]` and the discount `γ · (1 − done[t+1])`;
+3. V-trace targets, the three losses (losses.py), gradients all-reduced
+   across replicas, global-norm clipping, TF1-style RMSProp with the learning
+   rate annealed linearly to 0 over `config.total_frames`.
+
+Multi-device: the strategy is a `snt.distribute.Replicator` (a
+`tf.distribute.MirroredStrategy` whose variables are replica-local, so each
+replica applies the same all-reduced update to its own copy). Sonnet refuses
+plain MirroredStrategy for its optimisers; ours follows the same model.
+"""
+
+import functools
+from typing import Callable, Mapping, Optional, Sequence
+
+import sonnet as snt
+import tensorflow as tf
+
+from impala_tf import losses
+from impala_tf import networks
+from impala_tf import optimizers
+from impala_tf import presets
+from impala_tf import trajectory
+from impala_tf import vtrace
+
+
+def make_strategy(devices: Optional[Sequence[str]] = None
+                  ) -> tf.distribute.Strategy:
+  """A Replicator over `devices` (default: every local GPU, else the CPU).
+
+  One strategy per device set per process: two strategies over the same
+  devices number their collective ops from the same starting key, and the
+  second one's all-reduces then abort with a shape mismatch on TF 2.21.
+  """
+  if devices is None:
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus] or ["/cpu:0"]
+  return _strategy_for(tuple(devices))
+
+
+@functools.lru_cache(maxsize=None)
+def _strategy_for(devices: tuple[str, ...]) -> tf.distribute.Strategy:
+  return snt.distribute.Replicator(devices=list(devices))
+
+
+class Learner:
+  """Owns the network, the optimiser and the frame counter.
+
+  Args:
+    config: the run's `presets.Config`.
+    network_fn: builds the network (called once, under the strategy scope).
+    observation_spec: name → (shape, dtype) of one observation.
+    strategy: a `snt.distribute.Replicator`; default `make_strategy()`.
+  """
+
+  def __init__(self, config: presets.Config,
+               network_fn: Callable[[], networks.ImpalaNetwork],
+               observation_spec: Mapping[str, tuple],
+               strategy: Optional[tf.distribute.Strategy] = None):
+    self.config = config
+    self.strategy = strategy or make_strategy()
+    self.observation_spec = dict(observation_spec)
+    with self.strategy.scope():
+      self.network = network_fn()
+      # Create the variables now, eagerly: the compiled step must not.
+      dummy = networks.dummy_input(self.observation_spec, batch_size=1)
+      self.network(dummy, self.network.initial_state(1))
+      self.optimizer = optimizers.RMSProp(
+          decay=config.rmsprop_decay, epsilon=config.rmsprop_epsilon,
+          momentum=config.rmsprop_momentum,
+          initial_mean_square=config.rmsprop_initial_mean_square)
+      self.optimizer.initialize(self.network.trainable_variables)
+    # Counters live outside the strategy: one copy, updated cross-replica.
+    self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                   name="num_updates")
+    self.num_frames = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name="num_frames")
+    self._update = tf.function(self._update_fn)
+
+  @property
+  def variables(self) -> Sequence[tf.Variable]:
+    """The network's trainable variables, in the order actors mirror."""
+    return self.network.trainable_variables
+
+  def learning_rate(self, num_frames) -> tf.Tensor:
+    """Linear annealing from `config.learning_rate` to 0 at total_frames."""
+    progress = tf.cast(num_frames, tf.float32) / float(
+        self.config.total_frames)
+    return self.config.learning_rate * tf.maximum(0.0, 1.0 - progress)
+
+  def update(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """One update on `batch` (`[B, T+1, ...]`); returns scalar logs."""
+    batch_size = int(batch["reward"].shape[0])
+    replicas = self.strategy.num_replicas_in_sync
+    if batch_size % replicas:
+      raise ValueError(f"The batch of {batch_size} trajectories cannot be "
+                       f"split evenly over {replicas} replicas.")
+    return self._update(dict(batch))
+
+  def _update_fn(self, batch):
+    replicas = self.strategy.num_replicas_in_sync
+    per_replica = batch["reward"].shape[0] // replicas
+
+    def split(ctx):
+      start = ctx.replica_id_in_sync_group * per_replica
+      return tf.nest.map_structure(
+          lambda x: x[start:start + per_replica], batch)
+
+    distributed = self.strategy.experimental_distribute_values_from_function(
+        split)
+    learning_rate = self.learning_rate(self.num_frames)
+    logs = self.strategy.run(self._replica_step,
+                             args=(distributed, learning_rate))
+    # Every replica returns the same all-reduced logs.
+    logs = self.strategy.experimental_local_results(logs)[0]
+    steps = tf.shape(batch["reward"], out_type=tf.int64)
+    self.num_frames.assign_add(
+        steps[0] * (steps[1] - 1) * self.config.frames_per_step)
+    self.num_updates.assign_add(1)
+    logs["learning_rate"] = learning_rate
+    return logs
+
+  def _replica_step(self, batch, learning_rate):
+    config = self.config
+    tm = trajectory.to_time_major(batch)
+    inputs = networks.AgentInput(
+        prev_action=tm["prev_action"], reward=tm["reward"], done=tm["done"],
+        observation={name: tm[name]
+                     for name in trajectory.observation_names(tm)})
+    if self.network.use_lstm:
+      state = snt.LSTMState(hidden=batch["core_state_h"],
+                            cell=batch["core_state_c"])
+    else:
+      state = ()
+
+    variables = self.network.trainable_variables
+    with tf.GradientTape() as tape:
+      outputs, _ = self.network.unroll(inputs, state)
+      target_logits = outputs.policy_logits[:-1]
+      values = outputs.baseline[:-1]
+      actions = tm["prev_action"][1:]
+      rewards = losses.clip_rewards(tm["reward"][1:], config.reward_clipping)
+      discounts = config.discount * (1.0 - tf.cast(tm["done"][1:],
+                                                   tf.float32))
+      targets = vtrace.from_logits(
+          behaviour_policy_logits=tm["behaviour_logits"][:-1],
+          target_policy_logits=target_logits, actions=actions,
+          discounts=discounts, rewards=rewards, values=values,
+          bootstrap_value=outputs.baseline[-1],
+          clip_rho_threshold=config.clip_rho_threshold,
+          clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+          clip_c_threshold=config.clip_c_threshold,
+          lambda_=config.vtrace_lambda)
+      reduction = config.loss_reduction
+      pg_loss = losses.policy_gradient_loss(
+          target_logits, actions, targets.pg_advantages, reduction)
+      baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
+      entropy_loss = losses.entropy_loss(target_logits, reduction)
+      total_loss = (pg_loss + config.baseline_cost * baseline_loss +
+                    config.entropy_cost * entropy_loss)
+
+    ctx = tf.distribute.get_replica_context()
+    # Summed losses: the gradient of the whole batch is the sum of the
+    # replicas'; averaged losses over equal shares: the mean.
+    reduce_op = (tf.distribute.ReduceOp.SUM if reduction == "sum"
+                 else tf.distribute.ReduceOp.MEAN)
+    gradients = ctx.all_reduce(reduce_op,
+                               tape.gradient(total_loss, variables))
+    if config.max_grad_norm is not None:
+      gradients, grad_norm = tf.clip_by_global_norm(gradients,
+                                                    config.max_grad_norm)
+    else:
+      grad_norm = tf.linalg.global_norm(gradients)
+    self.optimizer.apply(gradients, variables, learning_rate)
+
+    logs = ctx.all_reduce(reduce_op, {
+        "total_loss": total_loss, "pg_loss": pg_loss,
+        "baseline_loss": baseline_loss, "entropy_loss": entropy_loss})
+    logs.update(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, {
+        "mean_vs": tf.reduce_mean(targets.vs),
+        "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}))
+    logs["grad_norm"] = grad_norm
+    return logs

@@ -1,0 +1,80 @@
+"""The three IMPALA losses and the reward transforms (Sec. 4.2, App. D).
+
+The total loss is
+
+  L = pg_loss + baseline_cost · baseline_loss + entropy_cost · entropy_loss
+
+where, over all time steps and batch entries (shapes `[T, B]`):
+
+  pg_loss       = Σ −log π(a_t|x_t) · A_t        (A_t: V-trace advantage, constant)
+  baseline_loss = Σ ½ (v_t − V(x_t))²             (v_t: V-trace target, constant)
+  entropy_loss  = Σ −H(π(·|x_t))                  (minimising it raises entropy)
+
+The paper sums over batch and time (App. D.1); `reduction="mean"` averages
+instead.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+REDUCTIONS = ("sum", "mean")
+REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric",
+                         "scalable_agent_soft_asymmetric", "none")
+
+
+def _reduce(x: tf.Tensor, reduction: str) -> tf.Tensor:
+  if reduction == "sum":
+    return tf.reduce_sum(x)
+  if reduction == "mean":
+    return tf.reduce_mean(x)
+  raise ValueError(
+      f"Unknown loss reduction {reduction!r}; expected one of {REDUCTIONS}.")
+
+
+def policy_gradient_loss(policy_logits, actions, advantages,
+                         reduction: str = "sum") -> tf.Tensor:
+  """−Σ log π(a_t|x_t) · A_t for logits `[T, B, A]`, actions and advantages
+  `[T, B]`. The advantages are treated as constants."""
+  log_prob = tfp.distributions.Categorical(logits=policy_logits).log_prob(
+      actions)
+  return _reduce(-log_prob * tf.stop_gradient(advantages), reduction)
+
+
+def baseline_loss(advantages, reduction: str = "sum") -> tf.Tensor:
+  """½ Σ (v_t − V(x_t))² given `advantages = v_t − V(x_t)` `[T, B]`."""
+  return _reduce(0.5 * tf.square(advantages), reduction)
+
+
+def entropy_loss(policy_logits, reduction: str = "sum") -> tf.Tensor:
+  """−Σ H(π(·|x_t)) for logits `[T, B, A]`."""
+  entropy = tfp.distributions.Categorical(logits=policy_logits).entropy()
+  return _reduce(-entropy, reduction)
+
+
+def clip_rewards(rewards, mode: str) -> tf.Tensor:
+  """Applies a reward transform before the V-trace targets.
+
+  Modes:
+    abs_one: clip to [-1, 1] (Atari, single DMLab tasks; Tables D.3, G.1).
+    soft_asymmetric: the paper's "optimistic asymmetric clipping" for
+      DMLab-30 (Fig. D.1): 0.3 · min(tanh r, 0) + 5 · max(tanh r, 0), range
+      (−0.3, 5).
+    scalable_agent_soft_asymmetric: what the paper's released code computes
+      under the name soft_asymmetric instead: 5 · tanh(r / 5) for r ≥ 0 and
+      1.5 · tanh(r / 5) for r < 0. It differs from the paper's formula; offered
+      to reproduce runs of that code.
+    none: rewards unchanged.
+  """
+  rewards = tf.convert_to_tensor(rewards, tf.float32)
+  if mode == "abs_one":
+    return tf.clip_by_value(rewards, -1.0, 1.0)
+  if mode == "soft_asymmetric":
+    squashed = tf.tanh(rewards)
+    return 0.3 * tf.minimum(squashed, 0.0) + 5.0 * tf.maximum(squashed, 0.0)
+  if mode == "scalable_agent_soft_asymmetric":
+    squashed = tf.tanh(rewards / 5.0)
+    return tf.where(rewards < 0, 0.3 * squashed, squashed) * 5.0
+  if mode == "none":
+    return rewards
+  raise ValueError(f"Unknown reward clipping mode {mode!r}; expected one of "
+                   f"{REWARD_CLIPPING_MODES}.")

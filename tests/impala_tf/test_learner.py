@@ -1,0 +1,131 @@
+"""The learner update: it learns, and 2 replicas equal 1."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import learner as learner_lib
+from impala_tf import networks
+from impala_tf import presets
+from impala_tf import trajectory
+
+SMALL_SPEC = {"frame": ((36, 36, 3), np.uint8),
+              "instruction": ((6,), np.int32)}
+NUM_ACTIONS = 5
+
+
+def _config(use_lstm, **changes):
+  settings = dict(use_lstm=use_lstm, use_instruction=use_lstm,
+                  unroll_length=6, batch_size=4, total_frames=10_000)
+  settings.update(changes)
+  return presets.ATARI.replace(**settings)
+
+
+def _batch(config, seed=0):
+  rng = np.random.default_rng(seed)
+  spec = trajectory.specs(config.unroll_length, NUM_ACTIONS, SMALL_SPEC,
+                          config.use_lstm)
+  batch = {}
+  for name, s in spec.items():
+    shape = [config.batch_size, *s.shape]
+    if s.dtype == tf.uint8:
+      value = rng.integers(0, 256, shape)
+    elif name == "instruction":
+      value = rng.integers(0, networks.INSTRUCTION_BUCKETS + 1, shape)
+    elif name == "prev_action":
+      value = rng.integers(0, NUM_ACTIONS, shape)
+    elif s.dtype == tf.bool:
+      value = rng.uniform(size=shape) < 0.1
+    else:
+      value = rng.normal(size=shape)
+    batch[name] = tf.constant(np.asarray(value).astype(
+        s.dtype.as_numpy_dtype))
+  return batch
+
+
+def _learner(config, devices):
+  return learner_lib.Learner(
+      config,
+      lambda: networks.make_network(NUM_ACTIONS, use_lstm=config.use_lstm,
+                                    use_instruction=config.use_instruction),
+      SMALL_SPEC if config.use_instruction else {"frame": SMALL_SPEC["frame"]},
+      strategy=learner_lib.make_strategy(devices))
+
+
+@pytest.mark.parametrize("use_lstm", [True, False])
+def test_updates_fit_the_baseline_and_favour_the_rewarded_action(use_lstm):
+  # A bandit batch: every step ends an episode, action 0 pays +1 and every
+  # other action -1, and the behaviour policy was uniform.
+  config = _config(use_lstm, learning_rate=5e-3, entropy_cost=0.0)
+  learner = _learner(config, ["/cpu:0"])
+  batch = _batch(config)
+  actions = batch["prev_action"].numpy()
+  batch["done"] = tf.ones_like(batch["done"])
+  batch["reward"] = tf.constant(np.where(actions == 0, 1.0, -1.0), tf.float32)
+  batch["behaviour_logits"] = tf.zeros_like(batch["behaviour_logits"])
+
+  def prob_of_rewarded_action():
+    tm = {k: v[:, 0] for k, v in batch.items()
+          if k in ("frame", "instruction", "prev_action", "reward", "done")}
+    inputs = networks.AgentInput(
+        tm["prev_action"], tm["reward"], tm["done"],
+        {k: tm[k] for k in ("frame", "instruction") if k in tm})
+    out, _ = learner.network(inputs, learner.network.initial_state(4))
+    return tf.reduce_mean(tf.nn.softmax(out.policy_logits)[:, 0]).numpy()
+
+  before = prob_of_rewarded_action()
+  # Each update's logs are the losses before it was applied.
+  first = learner.update(batch)
+  for _ in range(7):
+    last = learner.update(batch)
+  assert float(last["baseline_loss"]) < float(first["baseline_loss"])
+  assert prob_of_rewarded_action() > before + 0.1
+  assert int(learner.num_updates.numpy()) == 8
+  assert int(learner.num_frames.numpy()) == 8 * 4 * 6 * 4
+
+
+def test_one_update_lowers_the_baseline_loss_on_a_fixed_batch():
+  config = _config(False, learning_rate=1e-3)
+  learner = _learner(config, ["/cpu:0"])
+  batch = _batch(config)
+  first = learner.update(batch)
+  second = learner.update(batch)
+  assert float(second["baseline_loss"]) < float(first["baseline_loss"])
+
+
+def test_learning_rate_anneals_linearly_to_zero():
+  config = _config(False)
+  learner = _learner(config, ["/cpu:0"])
+  assert float(learner.learning_rate(0)) == pytest.approx(6e-4)
+  assert float(learner.learning_rate(2_500)) == pytest.approx(4.5e-4)
+  assert float(learner.learning_rate(10_000)) == 0.0
+  assert float(learner.learning_rate(20_000)) == 0.0
+
+
+@pytest.mark.parametrize("use_lstm,reduction", [(True, "sum"),
+                                                (False, "mean")])
+def test_two_replicas_give_the_same_update_as_one(use_lstm, reduction):
+  config = _config(use_lstm, loss_reduction=reduction)
+  single = _learner(config, ["/cpu:0"])
+  double = _learner(config, ["/cpu:0", "/cpu:1"])
+  assert double.strategy.num_replicas_in_sync == 2
+  for src, dst in zip(single.variables, double.variables):
+    dst.assign(src.numpy())
+  batch = _batch(config, seed=1)
+  logs1 = single.update(batch)
+  logs2 = double.update(batch)
+  np.testing.assert_allclose(logs1["total_loss"], logs2["total_loss"],
+                             rtol=1e-5)
+  for a, b in zip(single.variables, double.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5,
+                               err_msg=a.name)
+    # Both replicas hold the same copy after the update.
+    copies = double.strategy.experimental_local_results(b)
+    np.testing.assert_allclose(copies[0].numpy(), copies[1].numpy())
+
+
+def test_batch_that_does_not_split_over_replicas_is_rejected():
+  config = _config(False, batch_size=3)
+  learner = _learner(config, ["/cpu:0", "/cpu:1"])
+  with pytest.raises(ValueError, match="split evenly"):
+    learner.update(_batch(config))
