@@ -1,0 +1,254 @@
+"""The trajectory FIFO queue that lives on the learner and that actors feed.
+
+One queue element is one whole trajectory (every field of it, see
+docs/architecture.md), enqueued by one ``QueueEnqueueV2`` op: an element is
+either entirely in the queue or not at all, so an actor killed mid-enqueue
+cannot leave half a trajectory behind.
+
+TF pitfalls this module works around (TF 2.21):
+
+* ``tf.queue.FIFOQueue(shared_name=...)`` ignores ``shared_name`` in eager
+  mode (it substitutes a fresh uid), so two processes never share it. We call
+  the raw op ``FIFOQueueV2`` with an explicit ``shared_name``.
+* The Python queue class attaches a deleter to its handle that destroys the
+  resource when the handle is garbage collected, i.e. when its process exits.
+  Raw-op handles have no deleter, so a dying actor leaves the queue intact.
+* ``FIFOQueueV2`` is look-up-or-create and refuses a look-up whose capacity,
+  dtypes or shapes differ from the existing queue's. Actors do not know the
+  capacity, and an actor that came up first must not create a queue of its
+  own, so ``create`` also writes a small descriptor variable next to the queue
+  and ``attach`` reads it first: attaching before the learner created the
+  queue, or with different specs, is a clear error instead of a second queue.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+_DESCRIPTOR_SUFFIX = "/descriptor"
+
+
+class QueueClosedError(RuntimeError):
+  """The queue was closed (the learner is done); actors should exit."""
+
+
+class QueueNotFoundError(RuntimeError):
+  """No queue of that name has been created on the learner (yet)."""
+
+
+def _validate_specs(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.TensorSpec]:
+  if not specs:
+    raise ValueError("a trajectory queue needs at least one field")
+  out = {}
+  for name in sorted(specs):
+    spec = specs[name]
+    if not isinstance(spec, tf.TensorSpec):
+      raise ValueError(f"field {name!r}: expected a tf.TensorSpec, got {spec!r}")
+    if not spec.shape.is_fully_defined():
+      # dequeue_many stacks elements, which needs every shape known.
+      raise ValueError(
+          f"field {name!r}: shape {spec.shape} must be fully defined")
+    out[name] = spec
+  return out
+
+
+def _descriptor(specs: Mapping[str, tf.TensorSpec], capacity: int) -> str:
+  return json.dumps({
+      "capacity": capacity,
+      "fields": {n: [s.dtype.name, s.shape.as_list()] for n, s in specs.items()},
+  }, sort_keys=True)
+
+
+class TrajectoryQueue:
+  """A bounded FIFO queue of trajectories hosted on the learner's device.
+
+  Components are kept in sorted field order. Create it on the learner with
+  ``create``; actors get a handle with ``attach``.
+  """
+
+  def __init__(self, handle: tf.Tensor, specs: Mapping[str, tf.TensorSpec],
+               capacity: int, device: str, shared_name: str):
+    """Use ``create`` or ``attach``."""
+    self._handle = handle
+    self._specs = dict(specs)
+    self._names = list(self._specs)
+    self._dtypes = [s.dtype for s in self._specs.values()]
+    self.capacity = capacity
+    self.device = device
+    self.shared_name = shared_name
+
+  @property
+  def specs(self) -> dict[str, tf.TensorSpec]:
+    return dict(self._specs)
+
+  @classmethod
+  def create(cls, specs: Mapping[str, tf.TensorSpec], capacity: int,
+             device: str, shared_name: str = "trajectories") -> "TrajectoryQueue":
+    """Creates the queue on ``device`` (the learner's CPU) with room for
+    ``capacity`` trajectories."""
+    specs = _validate_specs(specs)
+    if capacity < 1:
+      raise ValueError(f"queue capacity must be at least 1, got {capacity}")
+    with tf.device(device):
+      handle = cls._queue_op(specs, capacity, shared_name)
+      descriptor = tf.raw_ops.VarHandleOp(
+          dtype=tf.string, shape=[], shared_name=shared_name + _DESCRIPTOR_SUFFIX)
+      tf.raw_ops.AssignVariableOp(
+          resource=descriptor,
+          value=tf.constant(_descriptor(specs, capacity)))
+    return cls(handle, specs, capacity, device, shared_name)
+
+  @classmethod
+  def attach(cls, specs: Mapping[str, tf.TensorSpec], device: str,
+             shared_name: str = "trajectories") -> "TrajectoryQueue":
+    """A handle on the learner's existing queue, for an actor.
+
+    Raises ``QueueNotFoundError`` if the learner has not created it, and
+    ``ValueError`` if ``specs`` differ from the learner's.
+    """
+    specs = _validate_specs(specs)
+    with tf.device(device):
+      descriptor = tf.raw_ops.VarHandleOp(
+          dtype=tf.string, shape=[], shared_name=shared_name + _DESCRIPTOR_SUFFIX)
+      try:
+        text = tf.raw_ops.ReadVariableOp(resource=descriptor, dtype=tf.string)
+        text = text.numpy().decode()
+      except (tf.errors.NotFoundError, tf.errors.FailedPreconditionError) as e:
+        raise QueueNotFoundError(
+            f"no queue {shared_name!r} on {device}: the learner has not "
+            "created it (yet)") from e
+    theirs = json.loads(text)
+    ours = json.loads(_descriptor(specs, theirs["capacity"]))
+    if theirs != ours:
+      diffs = sorted(
+          n for n in set(theirs["fields"]) | set(ours["fields"])
+          if theirs["fields"].get(n) != ours["fields"].get(n))
+      detail = "; ".join(
+          f"{n}: learner {theirs['fields'].get(n)}, here {ours['fields'].get(n)}"
+          for n in diffs)
+      raise ValueError(
+          f"trajectory specs differ from the learner's queue {shared_name!r} "
+          f"(fields as [dtype, shape]): {detail}")
+    with tf.device(device):
+      # The raw op returns a bare handle with no deleter: this process exiting
+      # (or being killed) never destroys the learner's queue.
+      handle = cls._queue_op(specs, theirs["capacity"], shared_name)
+    return cls(handle, specs, theirs["capacity"], device, shared_name)
+
+  @staticmethod
+  def _queue_op(specs, capacity, shared_name):
+    return tf.raw_ops.FIFOQueueV2(
+        component_types=[s.dtype for s in specs.values()],
+        shapes=[s.shape.as_list() for s in specs.values()],
+        capacity=capacity, shared_name=shared_name)
+
+  def _components(self, traj: Mapping[str, object], batched: bool) -> list:
+    """Checks a trajectory (or a batch) against the specs, in sorted order."""
+    missing = sorted(set(self._names) - set(traj))
+    extra = sorted(set(traj) - set(self._names))
+    if missing or extra:
+      raise ValueError(
+          f"trajectory fields do not match the queue {self.shared_name!r}: "
+          f"missing {missing}, unexpected {extra}")
+    components = []
+    batch_size = None
+    for name, spec in self._specs.items():
+      value = traj[name]
+      if isinstance(value, tf.Tensor):
+        dtype, shape = value.dtype, tuple(value.shape.as_list())
+      else:
+        value = np.asarray(value)
+        dtype, shape = tf.as_dtype(value.dtype), value.shape
+      if dtype != spec.dtype:
+        # No silent casts: a float64 reward or an int64 action is a bug in
+        # the actor, and a cast would hide it.
+        raise ValueError(
+            f"field {name!r}: dtype {dtype.name}, the queue expects "
+            f"{spec.dtype.name}")
+      expected = tuple(spec.shape.as_list())
+      if batched:
+        if len(shape) != len(expected) + 1 or shape[1:] != expected:
+          raise ValueError(
+              f"field {name!r}: shape {list(shape)}, the queue expects "
+              f"[batch, {', '.join(map(str, expected))}]")
+        if batch_size is None:
+          batch_size = shape[0]
+        elif shape[0] != batch_size:
+          raise ValueError(
+              f"field {name!r}: batch size {shape[0]}, other fields have "
+              f"{batch_size}")
+      elif shape != expected:
+        raise ValueError(
+            f"field {name!r}: shape {list(shape)}, the queue expects "
+            f"{list(expected)}")
+      components.append(value)
+    return components
+
+  def enqueue(self, traj: Mapping[str, "np.ndarray | tf.Tensor"]) -> None:
+    """Adds one trajectory (one op: it arrives whole or not at all).
+
+    Blocks while the queue is full. Raises ``QueueClosedError`` once the
+    queue is closed.
+    """
+    components = self._components(traj, batched=False)
+    try:
+      with tf.device(self.device):
+        tf.raw_ops.QueueEnqueueV2(handle=self._handle, components=components)
+    except tf.errors.CancelledError as e:
+      # TF reports both "queue is closed" and "pending enqueue cancelled by
+      # close()" as CancelledError.
+      raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
+
+  def enqueue_many(self, trajs: Mapping[str, "np.ndarray | tf.Tensor"]) -> None:
+    """Adds a batch of trajectories, each field with a leading batch dim.
+
+    Each trajectory is whole in the queue; another actor's items may be
+    interleaved between them.
+    """
+    components = self._components(trajs, batched=True)
+    try:
+      with tf.device(self.device):
+        tf.raw_ops.QueueEnqueueManyV2(handle=self._handle, components=components)
+    except tf.errors.CancelledError as e:
+      raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
+
+  def dequeue_many(self, n: int) -> dict[str, tf.Tensor]:
+    """Takes ``n`` trajectories: every field stacked to ``[n, ...]``.
+
+    Blocks until ``n`` are there. Works eagerly and inside a ``tf.function``
+    (where a closed queue shows up as ``tf.errors.OutOfRangeError`` when the
+    function runs). Eagerly, a closed queue with fewer than ``n`` items left
+    raises ``QueueClosedError``.
+    """
+    try:
+      with tf.device(self.device):
+        values = tf.raw_ops.QueueDequeueManyV2(
+            handle=self._handle, n=n, component_types=self._dtypes)
+    except tf.errors.OutOfRangeError as e:
+      raise QueueClosedError(
+          f"queue {self.shared_name!r} is closed and has fewer than {n} "
+          "trajectories left") from e
+    out = {}
+    for name, value in zip(self._names, values):
+      # The raw op loses static shapes in graph mode; restore them.
+      value.set_shape([n] + self._specs[name].shape.as_list()
+                      if isinstance(n, int) else
+                      [None] + self._specs[name].shape.as_list())
+      out[name] = value
+    return out
+
+  def size(self) -> int:
+    """How many trajectories wait in the queue now."""
+    with tf.device(self.device):
+      return int(tf.raw_ops.QueueSizeV2(handle=self._handle))
+
+  def close(self, cancel_pending_enqueues: bool = True) -> None:
+    """Closes the queue: later (and, by default, blocked) enqueues fail with
+    ``QueueClosedError``; items already in it can still be dequeued."""
+    with tf.device(self.device):
+      tf.raw_ops.QueueCloseV2(
+          handle=self._handle, cancel_pending_enqueues=cancel_pending_enqueues)

@@ -1,0 +1,171 @@
+"""The learner's TF server and the actors' connection to it.
+
+The learner process runs the only TF server of a run (job ``learner``, task 0).
+Actors do not run servers: each connects its eager context to the learner
+(``experimental_connect_to_host``) and places its enqueue and weight-read ops
+on the learner's CPU device, so the queue and the published weights live in
+the learner process and TF's gRPC runtime carries the tensors.
+
+Security: a TF server listens on all interfaces (``*:PORT`` in ``ss -ltn``,
+whatever host the ClusterSpec names) and has no authentication; whoever reaches
+the port can run any op on the learner host. See ``isolation.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+from typing import Callable
+
+import tensorflow as tf
+
+LEARNER_JOB = "learner"
+
+
+class LearnerUnreachableError(ConnectionError):
+  """The learner's TF server did not answer within the allowed time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+  """A TCP port that was free a moment ago (the OS picks it).
+
+  Another process may take it before it is used; launchers bind it right away.
+  """
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    s.bind((host, 0))
+    return s.getsockname()[1]
+
+
+def learner_device(task: int = 0) -> str:
+  """The CPU device of the learner task, where shared resources live."""
+  return f"/job:{LEARNER_JOB}/replica:0/task:{task}/device:CPU:0"
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerServer:
+  """The TF server of the learner process (job ``learner``, task 0).
+
+  Use ``LearnerServer.start(port)``; there is one per process.
+  """
+  host: str
+  port: int
+
+  @property
+  def address(self) -> str:
+    return f"{self.host}:{self.port}"
+
+  @property
+  def device(self) -> str:
+    return learner_device(0)
+
+  @classmethod
+  def start(cls, port: int, host: str = "127.0.0.1") -> "LearnerServer":
+    """Starts the server in this process and points the eager context at it.
+
+    Why not ``tf.distribute.Server``: a standalone server has its own devices
+    and resource managers, which this process's eager context cannot see, and
+    reaching it from here would push every dequeued batch through gRPC to
+    ourselves. ``experimental_connect_to_cluster`` with a cluster that lists
+    only this task starts the gRPC server *inside* the eager context: ops the
+    learner places on ``self.device`` run locally, and the same resources are
+    reachable by actors through the server. The cluster must list only the
+    learner: ``connect_to_cluster`` waits until every listed task answers, and
+    actors join later on their own (``connect_to_learner``).
+    """
+    if port <= 0:
+      raise ValueError(f"port must be a positive TCP port, got {port}")
+    cluster = tf.train.ClusterSpec({LEARNER_JOB: [f"{host}:{port}"]})
+    try:
+      tf.config.experimental_connect_to_cluster(
+          cluster, job_name=LEARNER_JOB, task_index=0, protocol="grpc")
+    except (tf.errors.UnknownError, tf.errors.InternalError,
+            tf.errors.UnavailableError) as e:
+      # A port taken by someone else shows up here as a gRPC bind failure.
+      raise RuntimeError(
+          f"could not start the learner's TF server on {host}:{port} "
+          f"(is the port in use?): {e}") from e
+    return cls(host=host, port=port)
+
+
+def _tcp_reachable(host: str, port: int, timeout_s: float) -> bool:
+  try:
+    with socket.create_connection((host, port), timeout=max(timeout_s, 0.05)):
+      return True
+  except OSError:
+    return False
+
+
+def _split_address(address: str) -> tuple[str, int]:
+  host, sep, port = address.rpartition(":")
+  if not sep or not host or not port.isdigit():
+    raise ValueError(f"learner address must be 'host:port', got {address!r}")
+  return host.strip("[]"), int(port)
+
+
+def connect_to_learner(address: str, *, timeout_s: float = 60.0,
+                       log: Callable[[str], None] = print,
+                       initial_backoff_s: float = 0.5,
+                       max_backoff_s: float = 8.0) -> str:
+  """Connects this (actor) process to the learner's server at ``address``.
+
+  Retries with exponential backoff, logging one line per retry, and raises
+  ``LearnerUnreachableError`` after ``timeout_s``. Returns the learner's CPU
+  device string, where the actor places its queue and weight ops.
+
+  Why the TCP probe: in TF 2.21 ``experimental_connect_to_host`` returns at
+  once even when nothing listens (it connects lazily), and the first remote op
+  then blocks, retrying inside gRPC, until the server appears; it has no
+  timeout and cannot be cancelled. So we first wait for the port to accept
+  TCP connections (bounded, with backoff and messages), then connect, then
+  confirm with one cheap remote op run in a helper thread so that a port held
+  by something that is not a TF server also ends in a clear error.
+  """
+  host, port = _split_address(address)
+  start = time.monotonic()
+  deadline = start + timeout_s
+  wait = initial_backoff_s
+  attempt = 0
+  while True:
+    attempt += 1
+    remaining = deadline - time.monotonic()
+    if _tcp_reachable(host, port, min(1.0, remaining)):
+      break
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+      raise LearnerUnreachableError(
+          f"learner at {address} unreachable: nothing accepted a connection "
+          f"in {time.monotonic() - start:.1f}s ({attempt} attempts); is the "
+          "learner running and is the address right?")
+    pause = min(wait, remaining)
+    log(f"learner at {address} unreachable (attempt {attempt}); "
+        f"retrying in {pause:.1f}s")
+    time.sleep(pause)
+    wait = min(wait * 2, max_backoff_s)
+
+  tf.config.experimental_connect_to_host(address, job_name=LEARNER_JOB)
+  device = learner_device(0)
+  outcome: dict[str, object] = {}
+
+  def probe():
+    try:
+      with tf.device(device):
+        outcome["value"] = int(tf.constant(1) + 1)
+    except tf.errors.OpError as e:  # Reported to the caller below.
+      outcome["error"] = e
+
+  # The probe gets at least a few seconds even when the TCP wait used up the
+  # budget: a server that just came up needs a moment to answer.
+  probe_timeout = max(deadline - time.monotonic(), 5.0)
+  thread = threading.Thread(target=probe, name="learner-probe", daemon=True)
+  thread.start()
+  thread.join(probe_timeout)
+  if thread.is_alive() or "error" in outcome or outcome.get("value") != 2:
+    reason = (f"no answer to a remote op within {probe_timeout:.1f}s"
+              if thread.is_alive() else f"remote op failed: {outcome.get('error')}")
+    raise LearnerUnreachableError(
+        f"learner at {address}: the port accepts connections but no TF "
+        f"server of job '{LEARNER_JOB}' answered ({reason}), after "
+        f"{time.monotonic() - start:.1f}s")
+  return device

@@ -1,0 +1,150 @@
+"""The learner-hosted trajectory queue and published weights, across real
+processes: a learner process (driven by commands) and actor processes."""
+
+import collections
+import sys
+import time
+
+import pytest
+
+from impala_tf.runtime import server
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import runtime_roles as roles  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture(scope="module")
+def learner():
+  proc = roles.Proc("learner", "--port", str(server.free_port()), stdin=True)
+  ready = proc.read(timeout_s=60)
+  proc.address = ready["ready"]
+  assert ready["device"] == "/job:learner/replica:0/task:0/device:CPU:0"
+  yield proc
+  proc.kill()
+
+
+@pytest.fixture
+def spawn():
+  procs = []
+
+  def start(*args):
+    proc = roles.Proc(*args)
+    procs.append(proc)
+    return proc
+
+  yield start
+  for proc in procs:
+    proc.kill()
+
+
+def _actor_args(learner, queue, actor_id, **kw):
+  args = ["actor", "--address", learner.address, "--queue", queue,
+          "--actor-id", str(actor_id)]
+  for k, v in kw.items():
+    args += [f"--{k}", str(v)]
+  return args
+
+
+def test_runtime_two_actor_processes_deliver_every_item_intact(learner, spawn):
+  learner.call(cmd="create_queue", name="q_two", steps=5, capacity=8)
+  # Capacity 8 < 2 x 15 items: the actors block on a full queue and resume.
+  spawn(*_actor_args(learner, "q_two", 1, count=15))
+  spawn(*_actor_args(learner, "q_two", 2, count=15, batch=3))
+  items = []
+  for _ in range(5):
+    reply = learner.call(cmd="dequeue", name="q_two", n=6)
+    assert reply["shape"] == [6, 5, 84, 84, 4]
+    items += reply["items"]
+  assert all(ok for _, _, ok in items), items
+  by_actor = collections.defaultdict(list)
+  for actor_id, seq, _ in items:
+    by_actor[actor_id].append(seq)
+  # Exactly all items, and each actor's in the order it sent them.
+  assert by_actor == {1: list(range(15)), 2: list(range(15))}
+  assert learner.call(cmd="size", name="q_two") == {"size": 0}
+
+
+def test_runtime_sigkilled_actor_leaves_queue_usable(learner, spawn):
+  learner.call(cmd="create_queue", name="q_kill", steps=21, capacity=4)
+  victim = spawn(*_actor_args(learner, "q_kill", 1, steps=21))
+  steady = spawn(*_actor_args(learner, "q_kill", 2, steps=21))
+  victim.read_until("enqueued")
+  steady.read_until("enqueued")
+  # The queue is full, so the victim is blocked in (or about to start) a
+  # remote enqueue of an Atari-sized trajectory when it dies.
+  victim.kill()
+  seen = collections.defaultdict(list)
+  for _ in range(6):
+    for actor_id, seq, ok in learner.call(
+        cmd="dequeue", name="q_kill", n=4, in_function=True)["items"]:
+      assert ok, (actor_id, seq)
+      seen[actor_id].append(seq)
+  assert seen[2] == list(range(len(seen[2])))
+  # The victim got at most a full queue plus one pending enqueue in.
+  assert len(seen[1]) <= 5 and len(seen[2]) >= 19, seen
+  assert seen[1] == list(range(len(seen[1])))  # Whole items, in order.
+  # A new actor attaches to the same queue after the kill.
+  late = spawn(*_actor_args(learner, "q_kill", 3, steps=21))
+  late.read_until("enqueued")
+  deadline = time.monotonic() + 60
+  while 3 not in seen:
+    assert time.monotonic() < deadline, "the new actor's items never arrived"
+    for actor_id, seq, ok in learner.call(
+        cmd="dequeue", name="q_kill", n=4)["items"]:
+      assert ok, (actor_id, seq)
+      seen[actor_id].append(seq)
+  assert seen[3] == list(range(len(seen[3])))
+  # Closing the queue ends the running actors cleanly.
+  learner.call(cmd="close", name="q_kill")
+  for actor in (steady, late):
+    assert "done" in actor.read_until("done", timeout_s=30)
+    assert actor.popen.wait(timeout=30) == 0
+
+
+def test_runtime_actor_reads_published_weights_with_exact_version(
+    learner, spawn):
+  n = 1000
+  learner.call(cmd="create_weights", name="w_exact", n=n)
+  learner.call(cmd="publish", name="w_exact", version=roles.NAN_BITS_VERSION)
+  reader = spawn("reader", "--address", learner.address, "--name", "w_exact",
+                 "--n", str(n))
+  reply = reader.read(timeout_s=60)
+  assert reply["versions"] == [roles.NAN_BITS_VERSION]
+  assert reply["torn"] == 0
+
+
+def test_runtime_weight_reads_are_never_torn(learner, spawn):
+  n = 200_000
+  learner.call(cmd="create_weights", name="w_torn", n=n)
+  learner.call(cmd="publish", name="w_torn", version=roles.WEIGHT_VERSION_BASE)
+  learner.call(cmd="publish_loop", name="w_torn",
+               start=roles.WEIGHT_VERSION_BASE + 1)
+  reader = spawn("reader", "--address", learner.address, "--name", "w_torn",
+                 "--n", str(n), "--reads", "60")
+  reply = reader.read(timeout_s=60)
+  last = learner.call(cmd="stop_publish", name="w_torn")["last_version"]
+  versions = reply["versions"]
+  assert reply["torn"] == 0
+  assert versions == sorted(versions)
+  assert all(roles.WEIGHT_VERSION_BASE <= v <= last for v in versions)
+  # The learner published while the actor read: it saw several versions.
+  assert len(set(versions)) > 5, versions
+
+
+def test_runtime_connect_to_unreachable_learner_raises_after_retries():
+  address = f"127.0.0.1:{server.free_port()}"  # Nothing listens there.
+  lines = []
+  start = time.monotonic()
+  with pytest.raises(server.LearnerUnreachableError, match=address):
+    server.connect_to_learner(address, timeout_s=3.0, log=lines.append)
+  elapsed = time.monotonic() - start
+  assert 3.0 <= elapsed < 5.0
+  assert len(lines) >= 3  # Backoff 0.5, 1, then what remains.
+  assert all(address in line and "retrying in" in line for line in lines)
+  assert [f"attempt {i + 1}" in line for i, line in enumerate(lines)] == [
+      True] * len(lines)
+
+
+def test_runtime_bad_address_is_a_clear_error():
+  with pytest.raises(ValueError, match="host:port"):
+    server.connect_to_learner("localhost", timeout_s=1)
