@@ -52,7 +52,8 @@ class AtariOptions:
 
   Attributes:
     full_action_space: False: the game's minimal action set (the experts of
-      Table G.1); True: all 18 actions (the multi-task agent).
+      Table G.1); True: all 18 joystick actions (the multi-task agent), in
+      `FULL_ACTION_NAMES` order for every game.
     repeat_action_probability: sticky actions; 0.0 in the paper, 0.25 in
       Machado et al. (2018).
     life_loss_terminal: a lost life ends the *training* episode (Table G.1):
@@ -137,8 +138,40 @@ def _game_over(terminated, truncated, lives, previous_lives, frame_number,
   return truncated | (terminated & was_reset)
 
 
-def action_names(vector_env: ale_vector_env.AtariVectorEnv) -> tuple[str, ...]:
-  return tuple(action.name for action in vector_env.ale.get_action_set())
+# The 18 joystick actions in ALE's order (ale_py.Action values 0..17).
+FULL_ACTION_NAMES = (
+    "NOOP", "FIRE", "UP", "RIGHT", "LEFT", "DOWN", "UPRIGHT", "UPLEFT",
+    "DOWNRIGHT", "DOWNLEFT", "UPFIRE", "RIGHTFIRE", "LEFTFIRE", "DOWNFIRE",
+    "UPRIGHTFIRE", "UPLEFTFIRE", "DOWNRIGHTFIRE", "DOWNLEFTFIRE")
+assert len(FULL_ACTION_NAMES) == FULL_ACTION_SET_SIZE
+
+
+def _action_set(vector_env: ale_vector_env.AtariVectorEnv, full: bool):
+  """The agent's action names and, if needed, the map to ale-py's indices.
+
+  Returns:
+    (names, index_map): `names[a]` is the joystick action of agent action
+    `a`; `index_map` is None when agent actions are ale-py's indices, else an
+    int32 [18] array giving ale-py's index of each of the 18 actions.
+  """
+  names = tuple(action.name for action in vector_env.ale.get_action_set())
+  if not full or names == FULL_ACTION_NAMES:
+    return names, None
+  # ale-py 0.12 narrows the "full" (legal) set of some ROMs: skiing has 9
+  # actions, none with FIRE. The multi-task agent of Table G.1 needs the same
+  # 18 actions in every game, so a FIRE combination the ROM ignores is played
+  # as the same direction without FIRE (FIRE alone as NOOP), which is what
+  # the button does in such a game.
+  index_of = {name: i for i, name in enumerate(names)}
+  index_map = []
+  for name in FULL_ACTION_NAMES:
+    if name not in index_of:
+      name = name.replace("FIRE", "") or "NOOP"
+    if name not in index_of:
+      raise ValueError(f"ale-py's full action set {names} lacks {name}; "
+                       "cannot present the 18 joystick actions.")
+    index_map.append(index_of[name])
+  return FULL_ACTION_NAMES, np.array(index_map, np.int32)
 
 
 class AtariBatchedEnv:
@@ -186,7 +219,8 @@ class AtariBatchedEnv:
     self._seeds = _env_seeds(seed, self.num_envs)
     self._env = _vector_env(self.game, self.num_envs, self.options,
                             num_threads)
-    self.action_names = action_names(self._env)
+    self.action_names, self._action_map = _action_set(
+        self._env, self.options.full_action_space)
     self.num_actions = len(self.action_names)
     self.observation_spec = {"frame": (FRAME_SHAPE, np.dtype(np.uint8))}
     self._seeded = False
@@ -232,6 +266,8 @@ class AtariBatchedEnv:
     if actions.min() < 0 or actions.max() >= self.num_actions:
       raise ValueError(f"actions must be in [0, {self.num_actions}) for "
                        f"{self.game!r} with this action set, got {actions}.")
+    if self._action_map is not None:
+      actions = self._action_map[actions]
     obs, reward, terminated, truncated, info = self._env.step(
         actions.astype(np.int32, copy=False))
     lives = info["lives"]
@@ -286,7 +322,8 @@ class AtariEnvironment(dm_env.Environment):
     self.options = options if options is not None else AtariOptions()
     self._seed = _env_seeds(seed, 1)
     self._env = _vector_env(self.game, 1, self.options, num_threads=1)
-    self.action_names = action_names(self._env)
+    self.action_names, self._action_map = _action_set(
+        self._env, self.options.full_action_space)
     self.num_actions = len(self.action_names)
     self._seeded = False
     self._needs_reset = True
@@ -323,6 +360,8 @@ class AtariEnvironment(dm_env.Environment):
       raise ValueError(f"action must be an int in [0, {self.num_actions}) "
                        f"for {self.game!r} with this action set, got "
                        f"{action!r}.")
+    if self._action_map is not None:
+      action = self._action_map[action]
     obs, reward, terminated, truncated, info = self._env.step(
         np.array([action], np.int32))
     lives = info["lives"]
