@@ -203,6 +203,32 @@ def run_reader(args):
          "median_read_s": float(np.median(seconds))})
 
 
+_SLEEPER = "import time; time.sleep(120)"
+_STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+             " print('stubborn ready', flush=True); time.sleep(120)")
+
+
+def run_supervisor(args):
+  """A launcher-like supervisor: a main child, a restartable worker and a
+  child that ignores SIGTERM. Reports pids as JSON lines."""
+  from impala_tf.runtime import processes  # pylint: disable=g-import-not-at-top
+
+  def report(message=""):
+    _emit({"log": message, "pids": {n: sup.pid(n) for n in names}})
+
+  sup = processes.Supervisor(grace_s=args.grace, restart_backoff_s=0.2,
+                             log=report, logdir=args.logdir)
+  main_code = (f"import time; time.sleep({args.main_exits_after}); "
+               "raise SystemExit(3)") if args.main_exits_after else _SLEEPER
+  names = ["main", "worker", "stubborn"]
+  sup.start("main", [sys.executable, "-c", main_code])
+  sup.start("worker", [sys.executable, "-c", _SLEEPER], restart=True)
+  sup.start("stubborn", [sys.executable, "-c", _STUBBORN])
+  report("started")
+  result = sup.run_until("main", poll_interval_s=0.05)
+  _emit({"result": [result.returncode, result.signal]})
+
+
 # ------------------------------------------------------------ test helpers
 
 class Proc:
@@ -272,8 +298,13 @@ def main():
   p.add_argument("--name", default="weights")
   p.add_argument("--n", type=int, required=True)
   p.add_argument("--reads", type=int, default=1)
+  p = sub.add_parser("supervisor")
+  p.add_argument("--grace", type=float, default=2.0)
+  p.add_argument("--main-exits-after", type=float, default=0.0)
+  p.add_argument("--logdir", default=None)
   args = parser.parse_args()
-  {"learner": run_learner, "actor": run_actor, "reader": run_reader}[args.role](args)
+  {"learner": run_learner, "actor": run_actor, "reader": run_reader,
+   "supervisor": run_supervisor}[args.role](args)
 
 
 if __name__ == "__main__":

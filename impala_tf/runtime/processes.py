@@ -1,0 +1,226 @@
+"""Child processes of the launcher: start, restart, stop; no orphans.
+
+Each child runs in its own process group (its own session), so a signal to
+the group reaches its helpers too (e.g. the real program under ``unshare``,
+which itself ignores SIGTERM), and terminal Ctrl-C reaches only the launcher,
+which then stops children in order. Each child also gets
+``PR_SET_PDEATHSIG=SIGKILL``: if the launcher dies without cleaning up (even
+from SIGKILL), the kernel kills the child.
+
+Output: children inherit the launcher's stdout/stderr unless a ``logdir`` is
+given, in which case each child's stdout and stderr go to
+``logdir/<name>.log`` (appended across restarts).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(parent_pid: int):
+  """Runs in the child between fork and exec."""
+  libc = ctypes.CDLL(None, use_errno=True)
+  if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    os._exit(127)  # pylint: disable=protected-access
+  # The launcher may have died between fork and prctl; then nobody would
+  # kill us, so do not start at all.
+  if os.getppid() != parent_pid:
+    os._exit(127)  # pylint: disable=protected-access
+
+
+@dataclasses.dataclass
+class _Child:
+  name: str
+  argv: list[str]
+  env: dict[str, str] | None
+  restart: bool
+  popen: subprocess.Popen | None = None
+  started_at: float = 0.0
+  restarts: int = 0
+  backoff_s: float = 0.0
+  restart_at: float | None = None
+  returncode: int | None = None
+
+
+class RunResult(NamedTuple):
+  """How ``run_until`` ended: the main child's exit code, or the signal that
+  stopped the launcher (then ``returncode`` is None)."""
+  returncode: int | None
+  signal: int | None
+
+
+class Supervisor:
+  """Starts named child processes and stops all of them together.
+
+  PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so
+  use a Supervisor from a long-lived thread (the main thread).
+  """
+
+  def __init__(self, *, logdir: str | os.PathLike | None = None,
+               grace_s: float = 5.0, restart_backoff_s: float = 1.0,
+               max_restart_backoff_s: float = 30.0,
+               stable_after_s: float = 60.0,
+               log: Callable[[str], None] = print):
+    self._children: dict[str, _Child] = {}
+    self._logdir = os.fspath(logdir) if logdir is not None else None
+    self.grace_s = grace_s
+    self.restart_backoff_s = restart_backoff_s
+    self.max_restart_backoff_s = max_restart_backoff_s
+    self.stable_after_s = stable_after_s
+    self._log = log
+    self._stop_signal: int | None = None
+
+  # ------------------------------------------------------------- children
+
+  def start(self, name: str, argv: Sequence[str], *, restart: bool = False,
+            env: Mapping[str, str] | None = None) -> int:
+    """Starts ``argv`` as child ``name``; returns its pid. With
+    ``restart=True`` it is restarted (with backoff) whenever it exits while
+    the supervisor runs (``poll``/``run_until``)."""
+    if name in self._children and self._alive(self._children[name]):
+      raise ValueError(f"a child named {name!r} is already running")
+    if not argv:
+      raise ValueError(f"child {name!r}: empty command line")
+    child = _Child(name, list(argv), dict(env) if env is not None else None,
+                   restart, backoff_s=self.restart_backoff_s)
+    self._children[name] = child
+    self._spawn(child)
+    return child.popen.pid
+
+  def _spawn(self, child: _Child):
+    out = None
+    if self._logdir is not None:
+      os.makedirs(self._logdir, exist_ok=True)
+      out = open(os.path.join(self._logdir, f"{child.name}.log"), "ab")
+    parent = os.getpid()
+    try:
+      child.popen = subprocess.Popen(
+          child.argv, env=child.env, stdin=subprocess.DEVNULL,
+          stdout=out, stderr=subprocess.STDOUT if out else None,
+          start_new_session=True,
+          preexec_fn=lambda: _child_setup(parent))
+    finally:
+      if out is not None:
+        out.close()  # The child holds its own descriptor.
+    child.started_at = time.monotonic()
+    child.restart_at = None
+    child.returncode = None
+
+  @staticmethod
+  def _alive(child: _Child) -> bool:
+    return child.popen is not None and child.popen.poll() is None
+
+  def pid(self, name: str) -> int | None:
+    """The running pid of child ``name``, or None if it is not running."""
+    child = self._children[name]
+    return child.popen.pid if self._alive(child) else None
+
+  def restarts(self, name: str) -> int:
+    return self._children[name].restarts
+
+  def poll(self) -> dict[str, int]:
+    """Reaps exited children and restarts the restartable ones when their
+    backoff is over. Returns {name: exit code} of children that exited for
+    good since the last call."""
+    ended = {}
+    now = time.monotonic()
+    for child in self._children.values():
+      if child.popen is None or child.returncode is not None and not child.restart:
+        continue
+      if child.restart_at is not None:
+        if now >= child.restart_at and self._stop_signal is None:
+          child.restarts += 1
+          self._spawn(child)
+          self._log(f"supervisor: restarted {child.name} "
+                    f"(pid {child.popen.pid}, restart {child.restarts})")
+        continue
+      code = child.popen.poll()
+      if code is None:
+        continue
+      child.returncode = code
+      if child.restart and self._stop_signal is None:
+        if now - child.started_at >= self.stable_after_s:
+          child.backoff_s = self.restart_backoff_s  # It had been healthy.
+        child.restart_at = now + child.backoff_s
+        self._log(f"supervisor: {child.name} (pid {child.popen.pid}) exited "
+                  f"with {_describe(code)}; restarting in {child.backoff_s:.1f}s")
+        child.backoff_s = min(child.backoff_s * 2, self.max_restart_backoff_s)
+      else:
+        ended[child.name] = code
+    return ended
+
+  def wait_for(self, name: str, timeout_s: float | None = None) -> int:
+    """Waits for child ``name`` to exit (no restart) and returns its code."""
+    return self._children[name].popen.wait(timeout=timeout_s)
+
+  # ------------------------------------------------------------- stopping
+
+  def terminate_all(self) -> dict[str, int]:
+    """SIGTERM to every child's process group, SIGKILL to those still alive
+    after ``grace_s``. Returns {name: exit code}."""
+    for child in self._children.values():
+      child.restart = False
+      child.restart_at = None
+    running = [c for c in self._children.values() if self._alive(c)]
+    for child in running:
+      _signal_group(child.popen.pid, signal.SIGTERM)
+    deadline = time.monotonic() + self.grace_s
+    for child in running:
+      try:
+        child.popen.wait(timeout=max(deadline - time.monotonic(), 0))
+      except subprocess.TimeoutExpired:
+        self._log(f"supervisor: {child.name} (pid {child.popen.pid}) ignored "
+                  f"SIGTERM for {self.grace_s:.0f}s; killing it")
+    for child in running:
+      # SIGKILL the group even when the leader exited: helpers it started in
+      # its group may still run.
+      _signal_group(child.popen.pid, signal.SIGKILL)
+      child.popen.wait()
+    return {c.name: c.popen.returncode for c in self._children.values()
+            if c.popen is not None}
+
+  def run_until(self, main: str, *, poll_interval_s: float = 0.1,
+                handle_signals: bool = True) -> RunResult:
+    """Supervises until child ``main`` exits or SIGINT/SIGTERM arrives, then
+    terminates every other child and returns how it ended."""
+    previous = {}
+    if handle_signals:
+      def on_signal(signum, frame):  # pylint: disable=unused-argument
+        self._stop_signal = signum
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, on_signal)
+    try:
+      while self._stop_signal is None:
+        ended = self.poll()
+        if main in ended:
+          self.terminate_all()
+          return RunResult(ended[main], None)
+        time.sleep(poll_interval_s)
+      self._log(f"supervisor: got {signal.Signals(self._stop_signal).name}; "
+                "stopping all children")
+      self.terminate_all()
+      return RunResult(None, self._stop_signal)
+    finally:
+      for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _signal_group(pgid: int, sig: int):
+  try:
+    os.killpg(pgid, sig)
+  except ProcessLookupError:
+    pass  # The whole group is gone already: that is what we wanted.
+
+
+def _describe(code: int) -> str:
+  if code < 0:
+    return f"signal {signal.Signals(-code).name}"
+  return f"code {code}"
