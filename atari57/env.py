@@ -4,7 +4,9 @@ Both run ale-py's C++ vector environment (`ale_py.vector_env.AtariVectorEnv`),
 which does the paper's preprocessing (Table G.1) in C++ worker threads: action
 repeat 4 with a max over the last two frames, 84x84 grayscale (area
 interpolation), 4 stacked frames, random no-op starts and the episode cap.
-This module only renames axes and keeps the score of whole games.
+This module only reorders axes to channels-last, presents the same 18
+actions in every game when the full set is asked for, and keeps the
+score of whole games.
 
 How the C++ environment is configured, and why (checked on ale-py 0.12.1):
 
@@ -64,7 +66,8 @@ class AtariOptions:
       raw reward itself), which is where Table G.1's clipping is applied;
       turning it on makes `EnvOutput.reward` clipped, the score stays raw.
     noop_max: ale-py's random no-op start: a uniform number of 0 to
-      `noop_max - 1` NOOP *frames* after each reset (0 disables).
+      `noop_max - 1` NOOP *frames* (not agent steps; checked on ale-py
+      0.12.1) after each reset, 0 disables.
       `atari57.evaluation` uses its own 1-30 no-op agent steps instead.
     max_episode_frames: episodes are truncated after this many emulator
       frames (108,000 = 30 minutes at 60 Hz).
