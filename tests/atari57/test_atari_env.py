@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import atari57
+from atari57 import env as env_lib
 from impala_tf import envs
 
 ASTERIX_LIVES = 3  # Asterix starts with 3 lives; random play earns 50 a hit.
@@ -106,6 +107,13 @@ def test_life_loss_and_clipping_as_configured_while_score_is_the_full_game():
       assert raw.done[game, i].sum() == 1 and raw.done[end, i]
       assert np.isnan(paper.episode_return[start:end, i]).all()
       assert (paper.episode_length[start:end, i] == 0).all()
+      # The game-over step returns the next game's first observation (ale-py
+      # clears the stack at a reset: only the newest frame is a screen); a
+      # lost life continues the game with a full stack.
+      frames = paper.observation["frame"][:, i]
+      assert np.all(frames[end][..., :3] == 0)
+      for life_loss in np.flatnonzero(paper.done[start:end, i]) + start:
+        assert np.all(frames[life_loss].max(axis=(0, 1)) > 0)
       start = end + 1
 
 
@@ -162,7 +170,10 @@ def test_dm_env_episode_is_one_whole_game_with_life_loss_cuts():
     rewards.append(timestep.reward)
     cuts += (timestep.mid() and timestep.discount == 0.0)
   assert timestep.discount == 0.0  # a game over, not a truncation
+  # The last observation is the ended game's (a full stack), not the first of
+  # the next game that ale-py has already started (a cleared stack).
   assert timestep.observation.shape == (84, 84, 4)
+  assert np.all(timestep.observation.max(axis=(0, 1)) > 0)
   assert cuts == ASTERIX_LIVES - 1
   assert env.episode_return == sum(rewards) > 0
   assert env.episode_length == len(rewards)
@@ -229,3 +240,21 @@ def test_bad_actions_and_options_are_rejected_with_what_is_accepted():
     atari57.make_batched("pong", 1, repeat_action_probability=1.5)
   with pytest.raises(TypeError, match="unexpected keyword"):
     atari57.make("pong", episodic_life=True)
+
+
+def test_game_over_is_told_from_life_loss_terminals():
+  # ale-py's SAME_STEP reports a life loss and a game over (after which it
+  # has already reset the game) both as terminated=True; columns:
+  # life loss (3 -> 2 lives, frames advance), game over with a reset to 3
+  # lives, game over after a bonus life (4 -> 3 lives, the new game's start,
+  # caught by the frame number restarting), Pong without lives, a truncation,
+  # an ordinary step.
+  game_over = env_lib._game_over(  # pylint: disable=protected-access
+      terminated=np.array([True, True, True, True, False, False]),
+      truncated=np.array([False, False, False, False, True, False]),
+      lives=np.array([2, 3, 3, 0, 2, 3]),
+      previous_lives=np.array([3, 1, 4, 0, 2, 3]),
+      frame_number=np.array([104, 12, 17, 5, 3, 204]),
+      previous_frame_number=np.array([100, 500, 900, 1000, 108000, 200]))
+  np.testing.assert_array_equal(game_over,
+                                [False, True, True, True, True, False])
