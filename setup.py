@@ -22,6 +22,7 @@ setuptools.setup(
         "dm-env>=1.6",
         "ale-py>=0.12,<0.13",
         "gymnasium>=1.0",
+        "tensorboard",  # tf.summary needs it; TF 2.21 no longer pulls it in.
         "absl-py",
         "numpy",
     ],

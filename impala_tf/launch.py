@@ -1,0 +1,373 @@
+r"""Trains an IMPALA agent: `python -m impala_tf.launch [--flags]`.
+
+With no arguments it trains on Atari Pong with the paper's Atari preset
+(Table G.1) and a learner plus actor processes on this machine:
+
+  python -m impala_tf.launch                                  # Pong
+  python -m impala_tf.launch --suite=atari57 --levels=breakout --total_frames=50000000
+  python -m impala_tf.launch --suite=dmlab30                  # all 30 levels, one agent
+  python -m impala_tf.launch --suite=catch --run_mode=threads # the small test task
+
+Local mode (no --job) starts the learner and --num_actors actor processes on
+loopback ports inside a private network namespace when the machine allows it
+(a TF server listens on all interfaces with no authentication; see
+docs/cluster.md), supervises them, restarts actors that die, and stops them
+all on Ctrl-C, SIGTERM or when the frame budget is spent. `--run_mode=threads`
+runs the actors as threads of one process instead.
+
+Cluster mode runs one role: `--job=learner --port=P` or `--job=actor --task=i
+--learner_address=HOST:P`, or the role and addresses from `TF_CONFIG`
+({"cluster": {"learner": ["host:port"]}, "task": {"type": "actor", "index": 3}}).
+
+Every hyperparameter of the preset (impala_tf/presets.py) is also a flag of
+the same name; unset flags keep the preset's value.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import typing
+
+from absl import app
+from absl import flags
+from absl import logging
+
+# TF's C++ start-up and gRPC chatter would drown the progress lines; children
+# inherit the setting. Errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("suite", "atari57", ["atari57", "dmlab30", "catch"],
+                  "Environment suite.")
+flags.DEFINE_list("levels", [], "Games (Atari) or levels (DMLab-30); default "
+                  "Pong for Atari and all 30 levels for DMLab-30.")
+flags.DEFINE_string("preset", None, "Hyperparameter preset (atari, "
+                    "dmlab_single_task, dmlab30, catch); default by suite.")
+flags.DEFINE_integer("num_actors", None, "Actor processes (or threads); "
+                     "default: one per CPU core.")
+flags.DEFINE_integer("envs_per_actor", None, "Environments each actor steps "
+                     "in lockstep; default 16 for Atari, 4 for DMLab, 8 for "
+                     "catch.")
+flags.DEFINE_integer("queue_capacity", None, "Trajectories the learner's "
+                     "queue holds; default max(2 x batch, one unroll of "
+                     "every actor).")
+flags.DEFINE_string("logdir", None, "Checkpoints, TensorBoard summaries and "
+                    "result.json; an existing run there is resumed. Default "
+                    "runs/<suite>-<time>.")
+flags.DEFINE_integer("seed", 0, "Seeds environments and action sampling.")
+flags.DEFINE_float("log_interval_s", 5.0, "Seconds between progress lines.")
+flags.DEFINE_float("checkpoint_interval_s", 600.0, "Seconds between "
+                   "checkpoints (one is also written at the end).")
+flags.DEFINE_enum("run_mode", "processes", ["processes", "threads"],
+                  "Local mode: actors as processes or as threads.")
+flags.DEFINE_enum("isolation", "auto", ["auto", "off"], "Local process mode: "
+                  "run in a private network namespace when possible.")
+flags.DEFINE_enum("job", None, ["learner", "actor"], "Cluster mode: the role "
+                  "of this process (default: TF_CONFIG, else local mode).")
+flags.DEFINE_integer("task", 0, "Cluster mode: the actor index.")
+flags.DEFINE_integer("port", None, "Cluster mode, learner: the TF server "
+                     "port.")
+flags.DEFINE_string("learner_address", None, "Cluster mode, actor: the "
+                    "learner's HOST:PORT.")
+flags.DEFINE_float("connect_timeout_s", 120.0, "Actor: how long to keep "
+                   "trying to reach the learner.")
+flags.DEFINE_bool("full_action_space", None, "Atari: all 18 actions (default "
+                  "minimal set for one game, full set for several).")
+flags.DEFINE_float("sticky_actions", 0.0, "Atari: repeat-action probability "
+                   "(0.25 in Machado et al.; 0 in the paper).")
+flags.DEFINE_string("level_cache_dir", None, "DMLab: a directory for the "
+                    "level cache shared by the actors.")
+flags.DEFINE_string("dataset_path", None, "DMLab: the psychlab dataset path.")
+
+# One flag per hyperparameter of presets.Config; None keeps the preset value.
+_CONFIG_FLAG_HELP = "Preset override (see impala_tf/presets.py)."
+
+
+def _define_config_flags():
+  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  for field in dataclasses.fields(presets.Config):
+    kind = field.type
+    if kind is bool:
+      flags.DEFINE_bool(field.name, None, _CONFIG_FLAG_HELP)
+    elif kind is int:
+      flags.DEFINE_integer(field.name, None, _CONFIG_FLAG_HELP)
+    elif kind is float:
+      flags.DEFINE_float(field.name, None, _CONFIG_FLAG_HELP)
+    elif kind is str:
+      flags.DEFINE_string(field.name, None, _CONFIG_FLAG_HELP)
+    elif kind == typing.Optional[float]:
+      flags.DEFINE_string(field.name, None,
+                          _CONFIG_FLAG_HELP + " A number, or 'none'.")
+    else:
+      raise TypeError(f"No flag type for Config.{field.name}: {kind}")
+
+
+_define_config_flags()
+
+
+class UsageError(ValueError):
+  """A bad flag or combination; printed without a traceback."""
+
+
+def _config_from_flags():
+  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
+  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  config = presets.get(FLAGS.preset or
+                       experiment.DEFAULT_PRESET[FLAGS.suite])
+  changes = {}
+  for field in dataclasses.fields(presets.Config):
+    value = FLAGS[field.name].value
+    if value is None:
+      continue
+    if field.type == typing.Optional[float]:
+      try:
+        value = None if value.lower() == "none" else float(value)
+      except ValueError:
+        raise UsageError(f"--{field.name} takes a number or 'none', got "
+                         f"{value!r}.") from None
+    changes[field.name] = value
+  return config.replace(**changes)
+
+
+def _tf_config_role():
+  """(job, task, learner_address) from TF_CONFIG, or None."""
+  raw = os.environ.get("TF_CONFIG")
+  if not raw:
+    return None
+  try:
+    tf_config = json.loads(raw)
+    job = tf_config["task"]["type"]
+    task = int(tf_config["task"].get("index", 0))
+    learner = tf_config["cluster"]["learner"][0]
+  except (ValueError, KeyError, IndexError, TypeError) as e:
+    raise UsageError(
+        "TF_CONFIG must look like {\"cluster\": {\"learner\": [\"host:port\"]"
+        "}, \"task\": {\"type\": \"actor\", \"index\": 0}}; could not read "
+        f"it: {e!r}") from None
+  if job not in ("learner", "actor"):
+    raise UsageError(f"TF_CONFIG task type must be 'learner' or 'actor', "
+                     f"got {job!r}.")
+  return job, task, learner
+
+
+def _build_experiment():
+  """The experiment the flags describe; raises UsageError when they are bad."""
+  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
+  if FLAGS.suite == "dmlab30":
+    import dmlab30  # pylint: disable=g-import-not-at-top
+    dmlab30.check_engine()
+  env_options = {}
+  if FLAGS.suite == "atari57":
+    if FLAGS.full_action_space is not None:
+      env_options["full_action_space"] = FLAGS.full_action_space
+    if FLAGS.sticky_actions:
+      env_options["repeat_action_probability"] = FLAGS.sticky_actions
+  elif FLAGS.suite == "dmlab30":
+    if FLAGS.level_cache_dir:
+      env_options["level_cache_dir"] = FLAGS.level_cache_dir
+    if FLAGS.dataset_path:
+      env_options["dataset_path"] = FLAGS.dataset_path
+  envs_per_actor = FLAGS.envs_per_actor or {
+      "atari57": 16, "dmlab30": 4, "catch": 8}[FLAGS.suite]
+  try:
+    return experiment.build(FLAGS.suite, FLAGS.levels or None,
+                            _config_from_flags(), envs_per_actor, env_options)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+
+
+def _num_actors() -> int:
+  num_actors = (FLAGS.num_actors if FLAGS.num_actors is not None
+                else max(1, os.cpu_count() or 1))
+  if num_actors < 1:
+    raise UsageError(f"--num_actors must be at least 1, got {num_actors}.")
+  return num_actors
+
+
+def _queue_capacity(exp, num_actors) -> int:
+  from impala_tf import training  # pylint: disable=g-import-not-at-top
+  capacity = FLAGS.queue_capacity or training.default_queue_capacity(
+      exp, num_actors)
+  try:
+    training.check_queue_capacity(exp, capacity)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+  return capacity
+
+
+def _write_result(logdir, result):
+  os.makedirs(logdir, exist_ok=True)
+  with open(os.path.join(logdir, "result.json"), "w") as f:
+    json.dump(dataclasses.asdict(result) | {"mean_return": result.mean_return},
+              f, indent=2)
+
+
+def _log(message: str):
+  print(message, flush=True)
+
+
+def _run_learner_role(exp, port: int, num_actors: int):
+  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf import training  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
+
+  capacity = _queue_capacity(exp, num_actors)
+  server = server_lib.LearnerServer.start(port)
+  _log(f"Learner: TF server on port {port}; {exp.suite} "
+       f"{','.join(exp.levels)}; {exp.config.torso} network; batch "
+       f"{exp.config.batch_size}, unroll {exp.config.unroll_length}; queue "
+       f"capacity {capacity}; {exp.config.total_frames:,} frames.")
+  learner = learner_lib.Learner(exp.config, exp.make_network,
+                                exp.observation_spec)
+  trajectory_queue = queue_runtime.TrajectoryQueue.create(
+      exp.trajectory_specs(), capacity, server.device)
+  weights = weights_runtime.WeightBuffer.create(
+      weights_runtime.num_elements(learner.variables), server.device)
+  stop = threading.Event()
+  # The supervisor stops children with SIGTERM: finish the current update,
+  # save a checkpoint and close the queue instead of dying mid-write.
+  signal.signal(signal.SIGTERM, lambda *_: stop.set())
+  result = training.run_learner(
+      exp, learner, trajectory_queue, weights, queue_capacity=capacity,
+      logdir=FLAGS.logdir, log_interval_s=FLAGS.log_interval_s,
+      checkpoint_interval_s=FLAGS.checkpoint_interval_s, stop=stop, log=_log)
+  if FLAGS.logdir:
+    _write_result(FLAGS.logdir, result)
+
+
+def _run_actor_role(exp, task: int, learner_address: str):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from impala_tf import networks  # pylint: disable=g-import-not-at-top
+  from impala_tf import training  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
+
+  device = server_lib.connect_to_learner(
+      learner_address, timeout_s=FLAGS.connect_timeout_s,
+      log=lambda m: _log(f"Actor {task}: {m}"))
+  probe = exp.make_network()
+  probe(networks.dummy_input(exp.observation_spec), probe.initial_state(1))
+  deadline = time.monotonic() + FLAGS.connect_timeout_s
+  while True:
+    try:
+      trajectory_queue = queue_runtime.TrajectoryQueue.attach(
+          exp.trajectory_specs(), device)
+      break
+    except queue_runtime.QueueNotFoundError:
+      # The learner's server is up but its queue not yet created.
+      if time.monotonic() > deadline:
+        raise
+      time.sleep(0.5)
+  weights = weights_runtime.WeightBuffer.attach(
+      weights_runtime.num_elements(probe.trainable_variables), device)
+  _log(f"Actor {task}: connected to {learner_address}; stepping "
+       f"{exp.envs_per_actor} environments ({', '.join(sorted({exp.levels[i] for i in exp.level_ids(task)}))}).")
+  # Everything but the queue and weight ops runs on this process's CPU.
+  with tf.device("/job:localhost/replica:0/task:0/device:CPU:0"):
+    training.run_actor(exp, task, trajectory_queue, weights,
+                       seed=FLAGS.seed, log=_log)
+
+
+def _run_local(exp, num_actors: int, argv):
+  from impala_tf.runtime import isolation  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import processes  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+
+  this = [sys.executable, "-m", "impala_tf.launch", *argv[1:]]
+  supervisor = processes.Supervisor(log=_log)
+  if (FLAGS.isolation == "auto" and not isolation.is_isolated() and
+      isolation.private_network_available()):
+    # The same launch again, inside a network namespace with only loopback.
+    supervisor.start("launcher", isolation.isolated_argv(this))
+    outcome = supervisor.run_until("launcher")
+    return _exit_code(outcome)
+
+  port = server_lib.free_port()
+  if not isolation.is_isolated():
+    _log(isolation.exposure_warning(port))
+  supervisor.start("learner", this + ["--job=learner", f"--port={port}"])
+  for task in range(num_actors):
+    supervisor.start(f"actor_{task}", this + [
+        "--job=actor", f"--task={task}",
+        f"--learner_address=127.0.0.1:{port}"], restart=True)
+  outcome = supervisor.run_until("learner")
+  return _exit_code(outcome)
+
+
+def _exit_code(outcome) -> int:
+  if outcome.signal is not None:
+    return 128 + outcome.signal
+  return outcome.returncode or 0
+
+
+def main(argv):
+  logging.set_verbosity(logging.WARNING)
+  if len(argv) > 1:
+    raise UsageError(f"Unexpected arguments {argv[1:]}; every option is a "
+                     "--flag (see --helpfull).")
+  if FLAGS.logdir is None and FLAGS.job is None:
+    FLAGS.logdir = os.path.join(
+        "runs", f"{FLAGS.suite}-{time.strftime('%Y%m%d-%H%M%S')}")
+  exp = _build_experiment()
+  num_actors = _num_actors()
+
+  role = None
+  if FLAGS.job is not None:
+    role = (FLAGS.job, FLAGS.task, FLAGS.learner_address)
+  else:
+    role = _tf_config_role()
+  if role is None:
+    if FLAGS.run_mode == "threads":
+      from impala_tf import training  # pylint: disable=g-import-not-at-top
+      result = training.train_in_process(
+          exp, num_actors, queue_capacity=_queue_capacity(exp, num_actors),
+          logdir=FLAGS.logdir, seed=FLAGS.seed,
+          log_interval_s=FLAGS.log_interval_s, log=_log)
+      _write_result(FLAGS.logdir, result)
+      return 0
+    _queue_capacity(exp, num_actors)  # Refuse bad sizes before starting.
+    return _run_local(exp, num_actors, sys.argv)
+
+  job, task, learner_address = role
+  if job == "learner":
+    port = FLAGS.port
+    if port is None and learner_address:
+      port = int(learner_address.rpartition(":")[2])
+    if not port:
+      raise UsageError("The learner needs --port (or TF_CONFIG's learner "
+                       "address).")
+    _run_learner_role(exp, port, num_actors)
+    return 0
+  if not learner_address:
+    raise UsageError("An actor needs --learner_address=HOST:PORT (or "
+                     "TF_CONFIG).")
+  _run_actor_role(exp, task, learner_address)
+  return 0
+
+
+def run():
+  """Console entry point: bad input is one line on stderr and exit code 2."""
+  import dmlab30  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+
+  def guarded(argv):
+    try:
+      return main(argv)
+    except (UsageError, server_lib.LearnerUnreachableError,
+            dmlab30.EngineMissingError) as e:
+      print(f"impala_tf.launch: error: {e}", file=sys.stderr)
+      return 2
+
+  app.run(guarded)
+
+
+if __name__ == "__main__":
+  run()
