@@ -19,11 +19,29 @@ TF pitfalls this module works around (TF 2.21):
   own, so ``create`` also writes a small descriptor variable next to the queue
   and ``attach`` reads it first: attaching before the learner created the
   queue, or with different specs, is a clear error instead of a second queue.
+* An op that blocks inside the learner's server blocks the server: remote
+  requests are handled by one thread (streaming RPC, TF's default) or a pool
+  of about as many threads as cores (unary RPC). With one actor (streaming) or
+  three (unary) waiting in a remote enqueue on a full queue, a new actor could
+  not even connect and every weight read stalled. So an actor's enqueue never
+  waits inside the server: the queue holds ``capacity + slack`` elements, and
+  actors wait on their side until fewer than ``capacity`` are queued before
+  sending one. Actors racing for the last places can overshoot ``capacity``,
+  by at most what they send at once; ``slack`` must cover that (number of
+  actors times trajectories per enqueue), or such a race blocks the server
+  again, though only until the learner dequeues.
+* An eager remote op with no output (QueueEnqueueV2) is only sent: the call
+  returns before the op ran on the learner and its errors surface later. The
+  enqueue therefore fetches the queue size right after (the server's
+  per-client executor runs ops in order), which confirms the enqueue, reports
+  a closed queue at once and feeds the wait above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from typing import Mapping
 
 import numpy as np
@@ -56,9 +74,11 @@ def _validate_specs(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.TensorSp
   return out
 
 
-def _descriptor(specs: Mapping[str, tf.TensorSpec], capacity: int) -> str:
+def _descriptor(specs: Mapping[str, tf.TensorSpec], capacity: int,
+                slack: int) -> str:
   return json.dumps({
       "capacity": capacity,
+      "slack": slack,
       "fields": {n: [s.dtype.name, s.shape.as_list()] for n, s in specs.items()},
   }, sort_keys=True)
 
@@ -71,15 +91,17 @@ class TrajectoryQueue:
   """
 
   def __init__(self, handle: tf.Tensor, specs: Mapping[str, tf.TensorSpec],
-               capacity: int, device: str, shared_name: str):
+               capacity: int, slack: int, device: str, shared_name: str):
     """Use ``create`` or ``attach``."""
     self._handle = handle
     self._specs = dict(specs)
     self._names = list(self._specs)
     self._dtypes = [s.dtype for s in self._specs.values()]
     self.capacity = capacity
+    self.slack = slack
     self.device = device
     self.shared_name = shared_name
+    self._last_size = 0  # As seen by this process's last enqueue.
 
   @property
   def specs(self) -> dict[str, tf.TensorSpec]:
@@ -87,20 +109,23 @@ class TrajectoryQueue:
 
   @classmethod
   def create(cls, specs: Mapping[str, tf.TensorSpec], capacity: int,
-             device: str, shared_name: str = "trajectories") -> "TrajectoryQueue":
-    """Creates the queue on ``device`` (the learner's CPU) with room for
-    ``capacity`` trajectories."""
+             device: str, shared_name: str = "trajectories", *,
+             slack: int = 256) -> "TrajectoryQueue":
+    """Creates the queue on ``device`` (the learner's CPU) for ``capacity``
+    trajectories (plus ``slack`` for racing actors, see the module doc)."""
     specs = _validate_specs(specs)
     if capacity < 1:
       raise ValueError(f"queue capacity must be at least 1, got {capacity}")
+    if slack < 0:
+      raise ValueError(f"queue slack must be >= 0, got {slack}")
     with tf.device(device):
-      handle = cls._queue_op(specs, capacity, shared_name)
+      handle = cls._queue_op(specs, capacity + slack, shared_name)
       descriptor = tf.raw_ops.VarHandleOp(
           dtype=tf.string, shape=[], shared_name=shared_name + _DESCRIPTOR_SUFFIX)
       tf.raw_ops.AssignVariableOp(
           resource=descriptor,
-          value=tf.constant(_descriptor(specs, capacity)))
-    return cls(handle, specs, capacity, device, shared_name)
+          value=tf.constant(_descriptor(specs, capacity, slack)))
+    return cls(handle, specs, capacity, slack, device, shared_name)
 
   @classmethod
   def attach(cls, specs: Mapping[str, tf.TensorSpec], device: str,
@@ -122,7 +147,8 @@ class TrajectoryQueue:
             f"no queue {shared_name!r} on {device}: the learner has not "
             "created it (yet)") from e
     theirs = json.loads(text)
-    ours = json.loads(_descriptor(specs, theirs["capacity"]))
+    capacity, slack = theirs["capacity"], theirs["slack"]
+    ours = json.loads(_descriptor(specs, capacity, slack))
     if theirs != ours:
       diffs = sorted(
           n for n in set(theirs["fields"]) | set(ours["fields"])
@@ -136,8 +162,8 @@ class TrajectoryQueue:
     with tf.device(device):
       # The raw op returns a bare handle with no deleter: this process exiting
       # (or being killed) never destroys the learner's queue.
-      handle = cls._queue_op(specs, theirs["capacity"], shared_name)
-    return cls(handle, specs, theirs["capacity"], device, shared_name)
+      handle = cls._queue_op(specs, capacity + slack, shared_name)
+    return cls(handle, specs, capacity, slack, device, shared_name)
 
   @staticmethod
   def _queue_op(specs, capacity, shared_name):
@@ -191,17 +217,15 @@ class TrajectoryQueue:
   def enqueue(self, traj: Mapping[str, "np.ndarray | tf.Tensor"]) -> None:
     """Adds one trajectory (one op: it arrives whole or not at all).
 
-    Blocks while the queue is full. Raises ``QueueClosedError`` once the
-    queue is closed.
+    Waits while ``capacity`` or more trajectories are queued. Raises
+    ``QueueClosedError`` once the queue is closed.
     """
     components = self._components(traj, batched=False)
-    try:
+    with self._closed_as_error():
+      self._wait_for_room()
       with tf.device(self.device):
         tf.raw_ops.QueueEnqueueV2(handle=self._handle, components=components)
-    except tf.errors.CancelledError as e:
-      # TF reports both "queue is closed" and "pending enqueue cancelled by
-      # close()" as CancelledError.
-      raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
+      self._confirm()
 
   def enqueue_many(self, trajs: Mapping[str, "np.ndarray | tf.Tensor"]) -> None:
     """Adds a batch of trajectories, each field with a leading batch dim.
@@ -210,10 +234,41 @@ class TrajectoryQueue:
     interleaved between them.
     """
     components = self._components(trajs, batched=True)
-    try:
+    with self._closed_as_error():
+      self._wait_for_room()
       with tf.device(self.device):
         tf.raw_ops.QueueEnqueueManyV2(handle=self._handle, components=components)
+      self._confirm()
+
+  def _confirm(self) -> None:
+    """Returns once this process's enqueue has run on the learner.
+
+    Without it a remote enqueue is only sent (see the module doc): no
+    backpressure, a closed queue noticed late, and a killed actor's backlog
+    still arriving after its death. The size fetched runs after the enqueue
+    (the server's executor for this client is in order) and raises its error.
+    """
+    with tf.device(self.device):
+      self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
+
+  def _wait_for_room(self, max_poll_s: float = 0.05) -> None:
+    """Waits, on this side, until fewer than ``capacity`` are queued."""
+    poll_s = 0.002
+    while self._last_size >= self.capacity:
+      time.sleep(poll_s)
+      poll_s = min(poll_s * 2, max_poll_s)
+      with tf.device(self.device):
+        if bool(tf.raw_ops.QueueIsClosedV2(handle=self._handle)):
+          raise QueueClosedError(f"queue {self.shared_name!r} is closed")
+        self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
+
+  @contextlib.contextmanager
+  def _closed_as_error(self):
+    try:
+      yield
     except tf.errors.CancelledError as e:
+      # TF reports both "queue is closed" and "pending enqueue cancelled by
+      # close()" as CancelledError.
       raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
 
   def dequeue_many(self, n: int) -> dict[str, tf.Tensor]:
@@ -243,7 +298,7 @@ class TrajectoryQueue:
 
   def size(self) -> int:
     """How many trajectories wait in the queue now."""
-    with tf.device(self.device):
+    with self._closed_as_error(), tf.device(self.device):
       return int(tf.raw_ops.QueueSizeV2(handle=self._handle))
 
   def close(self, cancel_pending_enqueues: bool = True) -> None:

@@ -14,6 +14,7 @@ the port can run any op on the learner host. See ``isolation.py``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Callable
 import tensorflow as tf
 
 LEARNER_JOB = "learner"
+_STREAMING_ENQUEUE_FLAG = "TF_ENABLE_EAGER_CLIENT_STREAMING_ENQUEUE"
 
 
 class LearnerUnreachableError(ConnectionError):
@@ -144,6 +146,14 @@ def connect_to_learner(address: str, *, timeout_s: float = 60.0,
     time.sleep(pause)
     wait = min(wait * 2, max_backoff_s)
 
+  # TF pitfall: by default an eager client sends its remote ops over one
+  # streaming RPC, which the server handles in a single thread. An op that
+  # blocks there (an enqueue into a full queue, waited on for backpressure)
+  # then freezes the learner's server for every client: new actors cannot
+  # connect and weight reads stall (seen with a single blocked actor). Unary
+  # RPCs are handled on a thread pool. The flag is read when the first remote
+  # client is made, so it must be set before connecting.
+  os.environ[_STREAMING_ENQUEUE_FLAG] = "0"
   tf.config.experimental_connect_to_host(address, job_name=LEARNER_JOB)
   device = learner_device(0)
   outcome: dict[str, object] = {}

@@ -88,7 +88,7 @@ def run_learner(args):
   from impala_tf.runtime import server, weights  # pylint: disable=g-import-not-at-top
 
   srv = server.LearnerServer.start(args.port)
-  queues, buffers, publishers = {}, {}, {}
+  queues, buffers, publishers, dequeue_fns = {}, {}, {}, {}
   _emit({"ready": srv.address, "device": srv.device})
   for line in sys.stdin:
     cmd = json.loads(line)
@@ -96,12 +96,15 @@ def run_learner(args):
     if op == "create_queue":
       queues[cmd["name"]] = rqueue.TrajectoryQueue.create(
           trajectory_specs(cmd["steps"]), cmd["capacity"], srv.device,
-          shared_name=cmd["name"])
+          shared_name=cmd["name"], slack=cmd.get("slack", 256))
       _emit({"ok": True})
     elif op == "dequeue":
       q = queues[cmd["name"]]
       if cmd.get("in_function"):
-        batch = tf.function(lambda: q.dequeue_many(cmd["n"]))()
+        key = (cmd["name"], cmd["n"])
+        if key not in dequeue_fns:
+          dequeue_fns[key] = tf.function(lambda q=q, n=cmd["n"]: q.dequeue_many(n))
+        batch = dequeue_fns[key]()
       else:
         batch = q.dequeue_many(cmd["n"])
       batch = {k: v.numpy() for k, v in batch.items()}
@@ -162,9 +165,14 @@ def run_actor(args):
   from impala_tf.runtime import queue as rqueue  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server  # pylint: disable=g-import-not-at-top
 
+  if args.wait_for_go:
+    # Started early (TF imported) so a test need not wait for start-up.
+    _emit({"waiting": True})
+    sys.stdin.readline()
   device = server.connect_to_learner(args.address, timeout_s=30)
   q = rqueue.TrajectoryQueue.attach(
       trajectory_specs(args.steps), device, shared_name=args.queue)
+  _emit({"attached": True})
   seq = 0
   while args.count < 0 or seq < args.count:
     if args.batch > 1:
@@ -263,6 +271,20 @@ class Proc:
       if line.startswith("{"):
         return json.loads(line)
 
+  def drain(self) -> list[dict]:
+    """The JSON lines already printed, without waiting."""
+    out = []
+    while True:
+      try:
+        line = self._lines.get_nowait()
+      except pyqueue.Empty:
+        return out
+      if line is None:
+        self._lines.put(None)
+        return out
+      if line.startswith("{"):
+        out.append(json.loads(line))
+
   def read_until(self, key: str, timeout_s: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -270,9 +292,12 @@ class Proc:
       if key in msg:
         return msg
 
-  def call(self, timeout_s: float = 60.0, **cmd) -> dict:
+  def send(self, **cmd) -> None:
     self.popen.stdin.write(json.dumps(cmd) + "\n")
     self.popen.stdin.flush()
+
+  def call(self, timeout_s: float = 60.0, **cmd) -> dict:
+    self.send(**cmd)
     return self.read(timeout_s)
 
   def kill(self):
@@ -293,6 +318,8 @@ def main():
   p.add_argument("--count", type=int, default=-1, help="-1: until closed")
   p.add_argument("--steps", type=int, default=5)
   p.add_argument("--batch", type=int, default=1)
+  p.add_argument("--wait-for-go", action="store_true",
+                 help="connect only after a line on stdin")
   p = sub.add_parser("reader")
   p.add_argument("--address", required=True)
   p.add_argument("--name", default="weights")

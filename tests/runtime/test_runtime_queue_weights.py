@@ -27,8 +27,8 @@ def learner():
 def spawn():
   procs = []
 
-  def start(*args):
-    proc = roles.Proc(*args)
+  def start(*args, stdin=False):
+    proc = roles.Proc(*args, stdin=stdin)
     procs.append(proc)
     return proc
 
@@ -68,31 +68,37 @@ def test_runtime_sigkilled_actor_leaves_queue_usable(learner, spawn):
   learner.call(cmd="create_queue", name="q_kill", steps=21, capacity=4)
   victim = spawn(*_actor_args(learner, "q_kill", 1, steps=21))
   steady = spawn(*_actor_args(learner, "q_kill", 2, steps=21))
-  victim.read_until("enqueued")
-  steady.read_until("enqueued")
-  # The queue is full, so the victim is blocked in (or about to start) a
-  # remote enqueue of an Atari-sized trajectory when it dies.
+  late = spawn(*_actor_args(learner, "q_kill", 3, steps=21), "--wait-for-go",
+               stdin=True)
+  reported = {1: victim.read_until("enqueued")["enqueued"],
+              2: steady.read_until("enqueued")["enqueued"]}
+  late.read_until("waiting")
+  time.sleep(1.0)
+  # Backpressure: with nobody dequeuing, the actors stop at the capacity
+  # (plus at most one item per other actor racing for the last place), and
+  # every enqueue they reported has really arrived.
+  for actor_id, actor in ((1, victim), (2, steady)):
+    for msg in actor.drain():
+      reported[actor_id] = max(reported[actor_id], msg.get("enqueued", 0))
+  size = learner.call(cmd="size", name="q_kill")["size"]
+  assert 4 <= size <= 5 and reported[1] + reported[2] == size, (size, reported)
   victim.kill()
+  # A new actor connects and attaches while the queue is full and an actor
+  # waits for room: waiting actors must not hold up the learner's server.
+  late.send(go=True)
+  late.read_until("attached", timeout_s=20)
   seen = collections.defaultdict(list)
-  for _ in range(6):
+  deadline = time.monotonic() + 60
+  while 3 not in seen or len(seen[2]) < 12:
+    assert time.monotonic() < deadline, f"items stopped arriving: {seen}"
     for actor_id, seq, ok in learner.call(
         cmd="dequeue", name="q_kill", n=4, in_function=True)["items"]:
       assert ok, (actor_id, seq)
       seen[actor_id].append(seq)
+  # Whole items only, each actor's in order; of the victim exactly those it
+  # reported before it died.
+  assert seen[1] == list(range(reported[1]))
   assert seen[2] == list(range(len(seen[2])))
-  # The victim got at most a full queue plus one pending enqueue in.
-  assert len(seen[1]) <= 5 and len(seen[2]) >= 19, seen
-  assert seen[1] == list(range(len(seen[1])))  # Whole items, in order.
-  # A new actor attaches to the same queue after the kill.
-  late = spawn(*_actor_args(learner, "q_kill", 3, steps=21))
-  late.read_until("enqueued")
-  deadline = time.monotonic() + 60
-  while 3 not in seen:
-    assert time.monotonic() < deadline, "the new actor's items never arrived"
-    for actor_id, seq, ok in learner.call(
-        cmd="dequeue", name="q_kill", n=4)["items"]:
-      assert ok, (actor_id, seq)
-      seen[actor_id].append(seq)
   assert seen[3] == list(range(len(seen[3])))
   # Closing the queue ends the running actors cleanly.
   learner.call(cmd="close", name="q_kill")
