@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts an impala_tf run on a list of hosts over ssh: the first host runs the
+# learner, every other host runs ACTORS_PER_HOST actor processes.
+#
+#   launch/start_cluster.sh HOSTS_FILE [extra impala_tf.launch flags...]
+#
+# HOSTS_FILE has one host per line (a name or address on a PRIVATE network:
+# the learner's TF server has no authentication, see docs/cluster.md).
+# Each host needs this package installed (pip install -e .) and the same
+# flags; PORT, ACTORS_PER_HOST, PYTHON and LOGDIR can be set in the
+# environment. Logs go to LOGDIR/<role>.log on each host. Stop the run with
+# launch/start_cluster.sh HOSTS_FILE --stop.
+set -euo pipefail
+
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 HOSTS_FILE [--stop | impala_tf.launch flags...]" >&2
+  exit 2
+fi
+hosts_file=$1; shift
+mapfile -t hosts < <(grep -v '^\s*\(#\|$\)' "$hosts_file")
+if [[ ${#hosts[@]} -lt 2 ]]; then
+  echo "$hosts_file must list the learner host and at least one actor host" >&2
+  exit 2
+fi
+port=${PORT:-8470}
+actors_per_host=${ACTORS_PER_HOST:-4}
+python=${PYTHON:-python3}
+logdir=${LOGDIR:-impala_tf_run}
+learner=${hosts[0]}
+
+if [[ "${1:-}" == "--stop" ]]; then
+  for host in "${hosts[@]}"; do
+    ssh "$host" "pkill -f 'impala_tf.launch .*--job=' || true"
+  done
+  exit 0
+fi
+
+flags=$(printf ' %q' "$@")
+ssh "$learner" "mkdir -p $logdir && nohup $python -m impala_tf.launch \
+  --job=learner --port=$port --logdir=$logdir/learner \
+  --num_actors=$(( (${#hosts[@]} - 1) * actors_per_host ))$flags \
+  > $logdir/learner.log 2>&1 &"
+task=0
+for host in "${hosts[@]:1}"; do
+  for _ in $(seq "$actors_per_host"); do
+    ssh "$host" "mkdir -p $logdir && nohup $python -m impala_tf.launch \
+      --job=actor --task=$task --learner_address=$learner:$port$flags \
+      > $logdir/actor_$task.log 2>&1 &"
+    task=$((task + 1))
+  done
+done
+echo "learner on $learner:$port, $task actors; logs in $logdir/ on each host"

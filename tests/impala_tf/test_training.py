@@ -1,0 +1,42 @@
+"""The in-process variant: actors as threads learn the test environment."""
+
+import json
+
+import numpy as np
+import pytest
+
+from impala_tf import experiment
+from impala_tf import presets
+from impala_tf import training
+
+
+def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
+  stats = training.EpisodeStats(["a", "b"])
+  returns = np.full((2, 4), np.nan, np.float32)
+  returns[0, 0] = 99.0  # Step 0 repeats the previous unroll: not counted.
+  returns[0, 2] = 3.0
+  returns[1, 3] = -1.0
+  stats.add(returns, np.array([0, 1]))
+  assert stats.mean_returns() == {"a": 3.0, "b": -1.0}
+  assert stats.counts == [1, 1]
+
+
+def test_queue_smaller_than_a_batch_is_refused():
+  exp = experiment.build("catch", config=presets.CATCH.replace(batch_size=8))
+  with pytest.raises(ValueError, match="batch size"):
+    training.check_queue_capacity(exp, 4)
+
+
+@pytest.mark.slow
+def test_threads_learn_catch(tmp_path):
+  exp = experiment.build("catch", envs_per_actor=8)
+  lines = []
+  result = training.train_in_process(exp, num_actors=2,
+                                     logdir=str(tmp_path), log=lines.append,
+                                     log_interval_s=2.0)
+  assert result.num_frames >= presets.CATCH.total_frames
+  # Optimal is +1, uniformly random about -0.6.
+  assert result.mean_returns["catch"] >= 0.9, lines
+  assert any(line.startswith("frames ") for line in lines)
+  assert (tmp_path / "checkpoints" / "checkpoint").exists()
+  assert list(tmp_path.glob("events.out.tfevents.*"))
