@@ -154,7 +154,8 @@ def main():
         f"trajectory of {STEPS} x {'x'.join(map(str, FRAME))} uint8 frames "
         f"({size / 1e6:.3f} MB): {rate:,.0f} trajectories/s, "
         f"{rate * size / 1e6:,.0f} MB/s, {rate * (STEPS - 1) * 4:,.0f} frames/s "
-        f"(T=20 new steps x 4 frames), over {elapsed:.1f}s", flush=True)
+        f"(T=20 new steps x 4 frames), over {elapsed:.1f}s; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
 
   buf = weights.WeightBuffer.create(WEIGHTS, srv.device)
   buf.publish(tf.random.normal([WEIGHTS]), 1)
