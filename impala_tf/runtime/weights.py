@@ -86,11 +86,11 @@ class WeightBuffer:
   ``create`` on the learner, ``attach`` on an actor.
   """
 
-  def __init__(self, handle: tf.Tensor, num_elements_: int, device: str,
+  def __init__(self, handle: tf.Tensor, num_elements: int, device: str,
                shared_name: str):
     """Use ``create`` or ``attach``."""
     self._handle = handle
-    self.num_elements = num_elements_
+    self.num_elements = num_elements
     self.device = device
     self.shared_name = shared_name
 
@@ -102,20 +102,20 @@ class WeightBuffer:
           dtype=tf.float32, shape=[n + _VERSION_SLOTS], shared_name=shared_name)
 
   @classmethod
-  def create(cls, num_elements_: int, device: str,
+  def create(cls, num_elements: int, device: str,
              shared_name: str = "weights") -> "WeightBuffer":
     """The buffer on the learner's ``device``; nothing is published yet."""
-    if num_elements_ < 0:
-      raise ValueError(f"num_elements must be >= 0, got {num_elements_}")
-    return cls(cls._handle_op(num_elements_, device, shared_name),
-               num_elements_, device, shared_name)
+    if num_elements < 0:
+      raise ValueError(f"num_elements must be >= 0, got {num_elements}")
+    return cls(cls._handle_op(num_elements, device, shared_name),
+               num_elements, device, shared_name)
 
   @classmethod
-  def attach(cls, num_elements_: int, device: str,
+  def attach(cls, num_elements: int, device: str,
              shared_name: str = "weights") -> "WeightBuffer":
     """A handle on the learner's buffer, for an actor. Sizes are checked on
     the first ``read``."""
-    return cls.create(num_elements_, device, shared_name)
+    return cls.create(num_elements, device, shared_name)
 
   def publish(self, flat, version) -> None:
     """Publishes ``flat`` (float32 ``[num_elements]``) as ``version``.
