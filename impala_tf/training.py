@@ -158,17 +158,21 @@ def run_learner(experiment: experiment_lib.Experiment,
   frames_at_log = frames_at_start
   updates_at_log = int(learner.num_updates.numpy())
   lags: list[np.ndarray] = []
+  waited_s = 0.0  # Time the learner sat waiting for a batch since last log.
   logs = {}
   try:
     while int(learner.num_frames.numpy()) < config.total_frames and (
         not stop.is_set()):
+      wait_start = time.time()
       try:
         batch = stager.get(timeout_s=1.0)
       except queue_lib.Empty:
+        waited_s += time.time() - wait_start
         continue
       except queue_runtime.QueueClosedError:
         log("The trajectory queue closed; stopping.")
         break
+      waited_s += time.time() - wait_start
       updates_before = int(learner.num_updates.numpy())
       logs = learner.update(batch)
       publish()
@@ -186,6 +190,7 @@ def run_learner(experiment: experiment_lib.Experiment,
         progress = dict(
             frames=frames, fps=fps, updates_per_s=ups,
             queue_fill=trajectory_queue.size() / queue_capacity,
+            learner_wait=waited_s / (now - last_log),
             lag_mean=float(lag.mean()), lag_max=int(lag.max()),
             logs={k: float(v) for k, v in logs.items()})
         log(_progress_line(progress, mean_returns, stats,
@@ -195,6 +200,7 @@ def run_learner(experiment: experiment_lib.Experiment,
         if writer is not None:
           _write_summaries(writer, progress, lag, mean_returns)
         last_log, frames_at_log, updates_at_log, lags = now, frames, updates, []
+        waited_s = 0.0
       if manager is not None and now - last_checkpoint >= checkpoint_interval_s:
         manager.save(checkpoint_number=int(learner.num_updates.numpy()))
         last_checkpoint = now
@@ -231,7 +237,8 @@ def _progress_line(progress, mean_returns, stats, elapsed, remaining) -> str:
   return (
       f"frames {progress['frames']:,} | {progress['fps']:,.0f} f/s | "
       f"{progress['updates_per_s']:.1f} upd/s | queue "
-      f"{progress['queue_fill']:.0%} | lag {progress['lag_mean']:.1f} "
+      f"{progress['queue_fill']:.0%} | learner waits "
+      f"{progress['learner_wait']:.0%} | lag {progress['lag_mean']:.1f} "
       f"(max {progress['lag_max']}) | {returns} ({sum(stats.counts)} eps) | "
       f"loss {logs.get('total_loss', math.nan):.3g} pg "
       f"{logs.get('pg_loss', math.nan):.3g} base "
@@ -247,6 +254,7 @@ def _write_summaries(writer, progress, lag, mean_returns):
     tf.summary.scalar("throughput/frames_per_s", progress["fps"])
     tf.summary.scalar("throughput/updates_per_s", progress["updates_per_s"])
     tf.summary.scalar("queue/fill", progress["queue_fill"])
+    tf.summary.scalar("queue/learner_wait_fraction", progress["learner_wait"])
     tf.summary.scalar("policy_lag/mean", progress["lag_mean"])
     tf.summary.histogram("policy_lag/distribution", lag)
     for name, value in progress["logs"].items():

@@ -146,7 +146,8 @@ class Supervisor:
       if code is None:
         continue
       child.returncode = code
-      if child.restart and self._stop_signal is None:
+      # Exit code 0 is a clean finish (an actor whose queue closed): final.
+      if child.restart and code != 0 and self._stop_signal is None:
         if now - child.started_at >= self.stable_after_s:
           child.backoff_s = self.restart_backoff_s  # It had been healthy.
         child.restart_at = now + child.backoff_s
