@@ -19,9 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from impala_tf import envs
-from impala_tf import networks
 from impala_tf import presets
-from impala_tf import trajectory
 
 SUITES = ("atari57", "dmlab30", "catch")
 DEFAULT_PRESET = {"atari57": "atari", "dmlab30": "dmlab30", "catch": "catch"}
@@ -50,12 +48,17 @@ class Experiment:
   envs_per_actor: int
   env_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-  def make_network(self) -> networks.ImpalaNetwork:
+  def make_network(self):
+    """The agent network (`networks.ImpalaNetwork`) for this experiment."""
+    # Imported here: building and checking an Experiment needs no TF.
+    from impala_tf import networks  # pylint: disable=g-import-not-at-top
     return networks.make_network(
         self.num_actions, self.config.torso, self.config.use_lstm,
         self.config.use_instruction)
 
   def trajectory_specs(self):
+    """Field name → `tf.TensorSpec` of one trajectory."""
+    from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
     return trajectory.specs(self.config.unroll_length, self.num_actions,
                             self.observation_spec, self.config.use_lstm)
 
@@ -152,3 +155,22 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
                     num_actions=num_actions,
                     observation_spec=dict(observation_spec),
                     envs_per_actor=envs_per_actor, env_options=env_options)
+
+
+def default_queue_capacity(exp: Experiment, num_actors: int) -> int:
+  """Room for two batches or one unroll of every actor, whichever is more,
+  so actors rarely block while memory stays bounded."""
+  return max(2 * exp.config.batch_size, num_actors * exp.envs_per_actor)
+
+
+def check_queue_capacity(exp: Experiment, capacity: int):
+  """Refuses a queue that could never supply a batch or take an unroll."""
+  if capacity < exp.config.batch_size:
+    raise ValueError(
+        f"The queue capacity ({capacity} trajectories) is smaller than the "
+        f"batch size ({exp.config.batch_size}): the learner could never "
+        "dequeue a batch. Raise --queue_capacity or lower --batch_size.")
+  if capacity < exp.envs_per_actor:
+    raise ValueError(
+        f"The queue capacity ({capacity}) is smaller than one actor's unroll "
+        f"({exp.envs_per_actor} trajectories); raise --queue_capacity.")

@@ -190,11 +190,11 @@ def _num_actors() -> int:
 
 
 def _queue_capacity(exp, num_actors) -> int:
-  from impala_tf import training  # pylint: disable=g-import-not-at-top
-  capacity = FLAGS.queue_capacity or training.default_queue_capacity(
+  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
+  capacity = FLAGS.queue_capacity or experiment.default_queue_capacity(
       exp, num_actors)
   try:
-    training.check_queue_capacity(exp, capacity)
+    experiment.check_queue_capacity(exp, capacity)
   except ValueError as e:
     raise UsageError(str(e)) from None
   return capacity

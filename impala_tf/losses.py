@@ -17,9 +17,10 @@ instead.
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-REDUCTIONS = ("sum", "mean")
-REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric",
-                         "scalable_agent_soft_asymmetric", "none")
+from impala_tf import presets
+
+REDUCTIONS = presets.LOSS_REDUCTIONS
+REWARD_CLIPPING_MODES = presets.REWARD_CLIPPING_MODES
 
 
 def _reduce(x: tf.Tensor, reduction: str) -> tf.Tensor:

@@ -24,13 +24,15 @@ from typing import Any, Mapping, Optional
 import sonnet as snt
 import tensorflow as tf
 
+from impala_tf import presets
+
 INSTRUCTION_BUCKETS = 1000
 INSTRUCTION_EMBEDDING_SIZE = 20
 INSTRUCTION_LSTM_SIZE = 64
 TORSO_OUTPUT_SIZE = 256
 CORE_SIZE = 256
 
-TORSOS = ("shallow", "deep")
+TORSOS = presets.TORSOS
 
 AgentInput = collections.namedtuple(
     "AgentInput", ["prev_action", "reward", "done", "observation"])

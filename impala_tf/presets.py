@@ -9,8 +9,13 @@ a figure's axis, and [ours] for a choice this project made where neither says.
 import dataclasses
 from typing import Optional
 
-from impala_tf import losses
-from impala_tf import networks
+# The names a Config accepts. They live here, with no TensorFlow import, so
+# that flags can be checked (and errors reported) before TF starts; the
+# modules that implement them (networks.py, losses.py) import them from here.
+TORSOS = ("shallow", "deep")
+REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric",
+                         "scalable_agent_soft_asymmetric", "none")
+LOSS_REDUCTIONS = ("sum", "mean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +53,8 @@ class Config:
     def fail(what):
       raise ValueError(f"Invalid configuration: {what}.")
 
-    if self.torso not in networks.TORSOS:
-      fail(f"torso={self.torso!r}, expected one of {networks.TORSOS}")
+    if self.torso not in TORSOS:
+      fail(f"torso={self.torso!r}, expected one of {TORSOS}")
     if self.use_instruction and not self.use_lstm:
       fail("use_instruction=True needs use_lstm=True (the instruction "
            "encoding is an input of the LSTM core)")
@@ -59,12 +64,12 @@ class Config:
         fail(f"{name}={getattr(self, name)} must be a positive integer")
     if not 0.0 <= self.discount <= 1.0:
       fail(f"discount={self.discount} must be in [0, 1]")
-    if self.reward_clipping not in losses.REWARD_CLIPPING_MODES:
+    if self.reward_clipping not in REWARD_CLIPPING_MODES:
       fail(f"reward_clipping={self.reward_clipping!r}, expected one of "
-           f"{losses.REWARD_CLIPPING_MODES}")
-    if self.loss_reduction not in losses.REDUCTIONS:
+           f"{REWARD_CLIPPING_MODES}")
+    if self.loss_reduction not in LOSS_REDUCTIONS:
       fail(f"loss_reduction={self.loss_reduction!r}, expected one of "
-           f"{losses.REDUCTIONS}")
+           f"{LOSS_REDUCTIONS}")
     for name in ("clip_rho_threshold", "clip_pg_rho_threshold",
                  "clip_c_threshold", "max_grad_norm"):
       value = getattr(self, name)

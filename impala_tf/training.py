@@ -314,8 +314,9 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
   """The whole system in one process: actors are threads."""
   if num_actors < 1:
     raise ValueError(f"num_actors must be at least 1, got {num_actors}.")
-  capacity = queue_capacity or default_queue_capacity(experiment, num_actors)
-  check_queue_capacity(experiment, capacity)
+  capacity = queue_capacity or experiment_lib.default_queue_capacity(
+      experiment, num_actors)
+  experiment_lib.check_queue_capacity(experiment, capacity)
   device = "/job:localhost/replica:0/task:0/device:CPU:0"
   learner = learner_lib.Learner(experiment.config, experiment.make_network,
                                 experiment.observation_spec,
@@ -357,23 +358,3 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
     raise RuntimeError(f"An actor thread failed: {errors[0]!r}") from errors[0]
   return result
 
-
-def default_queue_capacity(experiment: experiment_lib.Experiment,
-                           num_actors: int) -> int:
-  """Room for two batches or one unroll of every actor, whichever is more,
-  so actors rarely block while memory stays bounded."""
-  return max(2 * experiment.config.batch_size,
-             num_actors * experiment.envs_per_actor)
-
-
-def check_queue_capacity(experiment: experiment_lib.Experiment,
-                         capacity: int):
-  if capacity < experiment.config.batch_size:
-    raise ValueError(
-        f"The queue capacity ({capacity} trajectories) is smaller than the "
-        f"batch size ({experiment.config.batch_size}): the learner could "
-        "never dequeue a batch. Raise --queue_capacity or lower --batch_size.")
-  if capacity < experiment.envs_per_actor:
-    raise ValueError(
-        f"The queue capacity ({capacity}) is smaller than one actor's unroll "
-        f"({experiment.envs_per_actor} trajectories); raise --queue_capacity.")

@@ -20,7 +20,8 @@ import threading
 import time
 from typing import Callable
 
-import tensorflow as tf
+# TensorFlow is imported inside the functions that use it: the launcher
+# picks ports and reports LearnerUnreachableError without starting TF.
 
 LEARNER_JOB = "learner"
 _STREAMING_ENQUEUE_FLAG = "TF_ENABLE_EAGER_CLIENT_STREAMING_ENQUEUE"
@@ -76,6 +77,7 @@ class LearnerServer:
     learner: ``connect_to_cluster`` waits until every listed task answers, and
     actors join later on their own (``connect_to_learner``).
     """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     if port <= 0:
       raise ValueError(f"port must be a positive TCP port, got {port}")
     cluster = tf.train.ClusterSpec({LEARNER_JOB: [f"{host}:{port}"]})
@@ -124,6 +126,7 @@ def connect_to_learner(address: str, *, timeout_s: float = 60.0,
   confirm with one cheap remote op run in a helper thread so that a port held
   by something that is not a TF server also ends in a clear error.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   host, port = _split_address(address)
   start = time.monotonic()
   deadline = start + timeout_s

@@ -24,7 +24,7 @@ def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
 def test_queue_smaller_than_a_batch_is_refused():
   exp = experiment.build("catch", config=presets.CATCH.replace(batch_size=8))
   with pytest.raises(ValueError, match="batch size"):
-    training.check_queue_capacity(exp, 4)
+    experiment.check_queue_capacity(exp, 4)
 
 
 @pytest.mark.slow
