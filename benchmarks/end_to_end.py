@@ -37,9 +37,8 @@ import atari57
 from impala_tf import actor as actor_lib
 from impala_tf import experiment as experiment_lib
 from impala_tf import learner as learner_lib
-from impala_tf import networks
 from impala_tf import presets
-from impala_tf import trajectory
+from impala_tf.testing import trajectories
 
 FRAMES_PER_STEP = 4
 
@@ -77,21 +76,8 @@ def inference_ceiling(exp, batch, seconds):
 def learner_ceiling(exp, seconds):
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec)
-  spec = exp.trajectory_specs()
-  rng = np.random.default_rng(0)
-  batch = {}
-  for name, s in spec.items():
-    shape = [exp.config.batch_size, *s.shape]
-    if name == "prev_action":
-      value = rng.integers(0, exp.num_actions, shape)
-    elif s.dtype == tf.uint8:
-      value = rng.integers(0, 256, shape)
-    elif s.dtype == tf.bool:
-      value = np.zeros(shape, bool)
-    else:
-      value = rng.normal(size=shape)
-    batch[name] = tf.constant(np.asarray(value).astype(
-        s.dtype.as_numpy_dtype))
+  batch = trajectories.random_batch(exp.trajectory_specs(), exp.num_actions,
+                                    exp.config.batch_size, done_prob=0.0)
   learner.update(batch)  # compile
   updates, start = 0, time.perf_counter()
   while time.perf_counter() - start < seconds:

@@ -28,32 +28,13 @@ from impala_tf import learner as learner_lib
 from impala_tf import networks
 from impala_tf import presets
 from impala_tf import trajectory
+from impala_tf.testing import trajectories
 
 SHAPES = {
     "atari": (presets.ATARI, {"frame": ((84, 84, 4), np.uint8)}, 18),
     "dmlab": (presets.DMLAB30, {"frame": ((72, 96, 3), np.uint8),
                                 "instruction": ((16,), np.int32)}, 9),
 }
-
-
-def random_batch(spec, num_actions, batch_size, seed=0):
-  rng = np.random.default_rng(seed)
-  batch = {}
-  for name, s in spec.items():
-    shape = [batch_size, *s.shape]
-    if name == "frame":
-      value = rng.integers(0, 256, shape)
-    elif name == "instruction":
-      value = rng.integers(0, 1001, shape)
-    elif name == "prev_action":
-      value = rng.integers(0, num_actions, shape)
-    elif name == "done":
-      value = rng.uniform(size=shape) < 0.01
-    else:
-      value = rng.normal(size=shape)
-    batch[name] = tf.constant(np.asarray(value).astype(
-        s.dtype.as_numpy_dtype))
-  return batch
 
 
 def bare_step_fn(network, use_lstm):
@@ -108,7 +89,8 @@ def main():
           obs_spec, strategy=learner_lib.make_strategy())
       spec = trajectory.specs(config.unroll_length, num_actions, obs_spec,
                               config.use_lstm)
-      batch = random_batch(spec, num_actions, args.batch)
+      batch = trajectories.random_batch(spec, num_actions, args.batch,
+                                        done_prob=0.01)
       bare = bare_step_fn(learner.network, config.use_lstm)
       timed(learner.update, batch, 1)  # Compile.
       timed(bare, batch, 1)

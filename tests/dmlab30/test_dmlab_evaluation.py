@@ -1,6 +1,5 @@
 """Test-set evaluation with a scripted policy against the fake engine."""
 
-import dm_env
 import pytest
 
 import dmlab30

@@ -8,6 +8,7 @@ from impala_tf import learner as learner_lib
 from impala_tf import networks
 from impala_tf import presets
 from impala_tf import trajectory
+from impala_tf.testing import trajectories
 
 SMALL_SPEC = {"frame": ((36, 36, 3), np.uint8),
               "instruction": ((6,), np.int32)}
@@ -22,25 +23,9 @@ def _config(use_lstm, **changes):
 
 
 def _batch(config, seed=0):
-  rng = np.random.default_rng(seed)
   spec = trajectory.specs(config.unroll_length, NUM_ACTIONS, SMALL_SPEC,
                           config.use_lstm)
-  batch = {}
-  for name, s in spec.items():
-    shape = [config.batch_size, *s.shape]
-    if s.dtype == tf.uint8:
-      value = rng.integers(0, 256, shape)
-    elif name == "instruction":
-      value = rng.integers(0, networks.INSTRUCTION_BUCKETS + 1, shape)
-    elif name == "prev_action":
-      value = rng.integers(0, NUM_ACTIONS, shape)
-    elif s.dtype == tf.bool:
-      value = rng.uniform(size=shape) < 0.1
-    else:
-      value = rng.normal(size=shape)
-    batch[name] = tf.constant(np.asarray(value).astype(
-        s.dtype.as_numpy_dtype))
-  return batch
+  return trajectories.random_batch(spec, NUM_ACTIONS, config.batch_size, seed)
 
 
 def _learner(config, devices):

@@ -1,6 +1,5 @@
 """The in-process variant: actors as threads learn the test environment."""
 
-import json
 
 import numpy as np
 import pytest
