@@ -64,6 +64,7 @@ def test_runtime_two_actor_processes_deliver_every_item_intact(learner, spawn):
   assert learner.call(cmd="size", name="q_two") == {"size": 0}
 
 
+@pytest.mark.slow
 def test_runtime_sigkilled_actor_leaves_queue_usable(learner, spawn):
   learner.call(cmd="create_queue", name="q_kill", steps=21, capacity=4)
   victim = spawn(*_actor_args(learner, "q_kill", 1, steps=21))
