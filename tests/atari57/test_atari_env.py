@@ -11,15 +11,20 @@ from impala_tf import envs
 ASTERIX_LIVES = 3  # Asterix starts with 3 lives; random play earns 50 a hit.
 
 
-def _play(env, actions):
-  """Steps `env` through `actions` [T, N]; returns the stacked EnvOutputs."""
-  outputs = [env.step(a) for a in actions]
+def _stack(outputs):
+  """Stacks a list of EnvOutputs along a new leading time axis."""
   return envs.EnvOutput(
       observation={"frame": np.stack([o.observation["frame"] for o in outputs])},
       reward=np.stack([o.reward for o in outputs]),
       done=np.stack([o.done for o in outputs]),
       episode_return=np.stack([o.episode_return for o in outputs]),
       episode_length=np.stack([o.episode_length for o in outputs]))
+
+
+def _play(env, actions):
+  """Steps `env` through `actions` [T, N]; returns the stacked EnvOutputs."""
+  outputs = [env.step(a) for a in actions]
+  return _stack(outputs)
 
 
 def test_batched_env_follows_the_contract_after_reset_and_step():
@@ -66,12 +71,7 @@ def _asterix_games(seed, **options):
                        axis=0)) < 2):
     outputs.append(env.step(rng.integers(0, env.num_actions, 2)))
   env.close()
-  return envs.EnvOutput(
-      observation={"frame": np.stack([o.observation["frame"] for o in outputs])},
-      reward=np.stack([o.reward for o in outputs]),
-      done=np.stack([o.done for o in outputs]),
-      episode_return=np.stack([o.episode_return for o in outputs]),
-      episode_length=np.stack([o.episode_length for o in outputs]))
+  return _stack(outputs)
 
 
 def test_life_loss_and_clipping_as_configured_while_score_is_the_full_game():
