@@ -244,7 +244,6 @@ def _run_learner_role(exp, port: int, num_actors: int):
 
 def _run_actor_role(exp, task: int, learner_address: str):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from impala_tf import networks  # pylint: disable=g-import-not-at-top
   from impala_tf import training  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
@@ -253,8 +252,10 @@ def _run_actor_role(exp, task: int, learner_address: str):
   device = server_lib.connect_to_learner(
       learner_address, timeout_s=FLAGS.connect_timeout_s,
       log=lambda m: _log(f"Actor {task}: {m}"))
-  probe = exp.make_network()
-  probe(networks.dummy_input(exp.observation_spec), probe.initial_state(1))
+  # Everything but the queue and weight ops runs on this process's CPU.
+  local_cpu = "/job:localhost/replica:0/task:0/device:CPU:0"
+  with tf.device(local_cpu):
+    network = training.build_actor_network(exp)
   deadline = time.monotonic() + FLAGS.connect_timeout_s
   while True:
     try:
@@ -267,13 +268,12 @@ def _run_actor_role(exp, task: int, learner_address: str):
         raise
       time.sleep(0.5)
   weights = weights_runtime.WeightBuffer.attach(
-      weights_runtime.num_elements(probe.trainable_variables), device)
+      weights_runtime.num_elements(network.trainable_variables), device)
   _log(f"Actor {task}: connected to {learner_address}; stepping "
        f"{exp.envs_per_actor} environments ({', '.join(sorted({exp.levels[i] for i in exp.level_ids(task)}))}).")
-  # Everything but the queue and weight ops runs on this process's CPU.
-  with tf.device("/job:localhost/replica:0/task:0/device:CPU:0"):
+  with tf.device(local_cpu):
     training.run_actor(exp, task, trajectory_queue, weights,
-                       seed=FLAGS.seed, log=_log)
+                       seed=FLAGS.seed, log=_log, network=network)
 
 
 def _run_local(exp, num_actors: int, argv):
@@ -319,7 +319,6 @@ def main(argv):
   exp = _build_experiment()
   num_actors = _num_actors()
 
-  role = None
   if FLAGS.job is not None:
     role = (FLAGS.job, FLAGS.task, FLAGS.learner_address)
   else:

@@ -154,8 +154,7 @@ def run_learner(experiment: experiment_lib.Experiment,
 
   start = time.time()
   last_log = last_checkpoint = start
-  frames_at_start = int(learner.num_frames.numpy())
-  frames_at_log = frames_at_start
+  frames_at_log = int(learner.num_frames.numpy())
   updates_at_log = int(learner.num_updates.numpy())
   lags: list[np.ndarray] = []
   waited_s = 0.0  # Time the learner sat waiting for a batch since last log.
@@ -268,14 +267,18 @@ def run_actor(experiment: experiment_lib.Experiment, actor_index: int,
               trajectory_queue: queue_runtime.TrajectoryQueue,
               weights: weights_runtime.WeightBuffer, *, seed: int = 0,
               stop: Optional[threading.Event] = None,
-              log: Callable[[str], None] = print) -> int:
+              log: Callable[[str], None] = print,
+              network: Optional[networks.ImpalaNetwork] = None) -> int:
   """Steps, refreshes weights before every unroll, enqueues; returns the
-  number of unrolls sent when the queue closes or `stop` is set."""
+  number of unrolls sent when the queue closes or `stop` is set.
+
+  `network` is the actor's copy of the policy, built by
+  `build_actor_network` (default: built here).
+  """
   stop = stop or threading.Event()
   env = experiment.make_env(actor_index, seed=seed)
-  network = experiment.make_network()
-  network(networks.dummy_input(experiment.observation_spec),
-          network.initial_state(1))
+  if network is None:
+    network = build_actor_network(experiment)
   actor = actor_lib.Actor(env, network, experiment.config.unroll_length,
                           level_ids=experiment.level_ids(actor_index),
                           seed=seed * 7919 + actor_index)
@@ -302,6 +305,16 @@ def run_actor(experiment: experiment_lib.Experiment, actor_index: int,
   log(f"Actor {actor_index}: sent {unrolls} unrolls of "
       f"{experiment.envs_per_actor} trajectories; stopping.")
   return unrolls
+
+
+def build_actor_network(experiment: experiment_lib.Experiment
+                        ) -> networks.ImpalaNetwork:
+  """The experiment's network with its variables created (weights are
+  copied into them from the learner before every unroll)."""
+  network = experiment.make_network()
+  network(networks.dummy_input(experiment.observation_spec),
+          network.initial_state(1))
+  return network
 
 
 def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,

@@ -16,6 +16,9 @@ from impala_tf import networks
 # Per-trajectory fields that have no time dimension.
 CORE_STATE_FIELDS = ("core_state_c", "core_state_h")
 SCALAR_FIELDS = ("level_id", "policy_version")
+# Time-indexed fields that are not observations (every trajectory has them).
+STEP_FIELDS = ("reward", "done", "prev_action", "behaviour_logits",
+               "episode_return", "episode_length")
 
 
 def specs(unroll_length: int, num_actions: int,
@@ -70,9 +73,7 @@ def to_time_major(batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
 
 def observation_names(batch: Mapping[str, object]) -> list[str]:
   """The observation fields of a trajectory batch ("frame", "instruction")."""
-  known = {"reward", "done", "prev_action", "behaviour_logits",
-           "episode_return", "episode_length", *CORE_STATE_FIELDS,
-           *SCALAR_FIELDS}
+  known = STEP_FIELDS + CORE_STATE_FIELDS + SCALAR_FIELDS
   return sorted(name for name in batch if name not in known)
 
 
