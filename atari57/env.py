@@ -226,6 +226,8 @@ class AtariBatchedEnv:
         self._env, self.options.full_action_space)
     self.num_actions = len(self.action_names)
     self.observation_spec = {"frame": (FRAME_SHAPE, np.dtype(np.uint8))}
+    # ale-py's stack: the last 4 frames, zeros before a game's first.
+    self.frame_stack = FRAME_SHAPE[2]
     self._seeded = False
     self._returns = np.zeros(self.num_envs, np.float64)
     self._lengths = np.zeros(self.num_envs, np.int64)

@@ -6,6 +6,10 @@ by one step: step 0 of an unroll is the last step of the previous one, with
 the behaviour logits the action was actually drawn from and the core state
 before that step, so the learner can recompute everything from the
 trajectory alone (the paper's Sec. 3 and its code's ActorOutput).
+
+An environment whose frame is a stack of the last S frames (`frame_stack`
+> 1, Atari) sends each frame once (`trajectory.STACKED_FRAME_FIELDS`); the
+actor checks at every step that the stack behaves as that encoding assumes.
 """
 
 from typing import Optional, Sequence
@@ -50,19 +54,26 @@ class Actor:
         ["instruction"] if network.use_instruction else [])
     observation_spec = {name: env.observation_spec[name]
                         for name in self._observation_names}
+    self._frame_stack = int(getattr(env, "frame_stack", 1))
     self._specs = trajectory.specs(self.unroll_length, env.num_actions,
-                                   observation_spec, network.use_lstm)
+                                   observation_spec, network.use_lstm,
+                                   frame_stack=self._frame_stack)
     # The step that the next unroll starts with (see the module docstring).
     self._first: Optional[dict] = None
     self._pending_action = None
     self._state_after_first = None
+    self._last_frame = None  # The stacked frame recorded last.
 
   @property
   def specs(self) -> dict[str, tf.TensorSpec]:
     """Field specs of one trajectory this actor produces."""
     return self._specs
 
-  def _policy_step(self, prev_action, reward, done, observation, state):
+  def _policy_step(self, prev_action, reward, done, observation, state,
+                   channels_first=False):
+    if channels_first:
+      observation = dict(observation,
+                         frame=tf.transpose(observation["frame"], [0, 2, 3, 1]))
     inputs = networks.AgentInput(prev_action, reward, done, observation)
     outputs, new_state = self.network(inputs, state)
     seeds = self._rng.make_seeds(1)[:, 0]
@@ -71,21 +82,61 @@ class Actor:
     return action, outputs.policy_logits, new_state
 
   def _act(self, prev_action, env_output: envs.EnvOutput, state):
+    observation = {k: env_output.observation[k]
+                   for k in self._observation_names}
+    # A channels-last frame that is a transposed view of channels-first
+    # memory (ale-py's) goes in as that memory and TF transposes it: numpy's
+    # strided copy costs more (measured 0.45 ms per step of 16 frames).
+    channels_first = np.moveaxis(observation["frame"], -1, 1)
+    use_channels_first = (channels_first.flags.c_contiguous and
+                          not observation["frame"].flags.c_contiguous)
+    if use_channels_first:
+      observation["frame"] = channels_first
     action, logits, new_state = self._policy(
         tf.constant(prev_action), tf.constant(env_output.reward),
         tf.constant(env_output.done),
-        {k: tf.constant(env_output.observation[k])
-         for k in self._observation_names},
-        state)
+        {k: tf.constant(v) for k, v in observation.items()},
+        state, channels_first=use_channels_first)
     return action.numpy(), logits.numpy(), new_state
 
   def _record(self, env_output, prev_action, logits):
-    step = {k: env_output.observation[k] for k in self._observation_names}
+    observation = env_output.observation
+    step = {k: observation[k] for k in self._observation_names}
+    if self._frame_stack > 1:
+      frame = step.pop("frame")
+      step["newest_frame"] = frame[..., -1]
+      step["stack_restart"] = self._stack_restarts(frame, env_output.done)
+      self._last_frame = frame
     step.update(reward=env_output.reward, done=env_output.done,
                 prev_action=prev_action, behaviour_logits=logits,
                 episode_return=env_output.episode_return,
                 episode_length=env_output.episode_length)
     return step
+
+  def _stack_restarts(self, frame: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """bool `[N]`: which stacks start afresh here (older frames all zero).
+
+    Anywhere else the stack must have moved by one frame: its newest-but-one
+    frame is the previous step's newest. Raises if neither holds, since the
+    learner would then rebuild other frames than the policy saw.
+    """
+    restart = np.zeros(len(done), bool)
+    candidates = (np.ones(len(done), bool) if self._last_frame is None
+                  else np.asarray(done, bool))
+    if candidates.any():
+      restart[candidates] = ~frame[candidates][..., :-1].any(axis=(1, 2, 3))
+    if self._last_frame is None:
+      moved = np.zeros(len(done), bool)
+    else:
+      moved = (frame[..., -2] == self._last_frame[..., -1]).all(axis=(1, 2))
+    bad = np.flatnonzero(~(restart | moved))
+    if bad.size:
+      raise RuntimeError(
+          f"Environment(s) {bad.tolist()}: the stacked frame neither moved "
+          "on by one frame nor started afresh with zeros, so it cannot be "
+          f"sent as single frames (frame_stack={self._frame_stack}); set "
+          "the environment's frame_stack to 1 to send whole stacks.")
+    return restart
 
   def _start(self):
     env_output = self.env.reset()
@@ -93,9 +144,15 @@ class Actor:
     prev_action = np.zeros(self.env.num_envs, np.int32)
     action, logits, state_after = self._act(prev_action, env_output, state)
     self._first = dict(step=self._record(env_output, prev_action, logits),
-                       state=state)
+                       state=state, history=self._frame_history())
     self._pending_action = action
     self._state_after_first = state_after
+
+  def _frame_history(self):
+    """The older frames of the stack recorded last (None if unstacked)."""
+    if self._frame_stack == 1:
+      return None
+    return np.array(self._last_frame[..., :-1])
 
   def unroll(self, policy_version: int = 0) -> dict[str, np.ndarray]:
     """Steps every environment `T` times; returns `[N, T+1, ...]` arrays."""
@@ -111,7 +168,9 @@ class Actor:
       step_state = state
       action, logits, state = self._act(prev_action, env_output, state)
       steps.append(self._record(env_output, prev_action, logits))
-    self._first = dict(step=steps[-1], state=step_state)
+    history = self._first["history"]
+    self._first = dict(step=steps[-1], state=step_state,
+                       history=self._frame_history())
     self._pending_action = action
     self._state_after_first = state
 
@@ -121,6 +180,8 @@ class Actor:
     if self.network.use_lstm:
       result["core_state_c"] = np.asarray(initial_state.cell)
       result["core_state_h"] = np.asarray(initial_state.hidden)
+    if history is not None:
+      result["frame_history"] = history
     result["level_id"] = self.level_ids.copy()
     result["policy_version"] = np.full(n, policy_version, np.int64)
     return {name: np.asarray(value, self._specs[name].dtype.as_numpy_dtype)

@@ -45,6 +45,11 @@ class BatchedEnv(Protocol):
   num_actions: int
   # Per environment, without the [N] dimension: name -> (shape, dtype).
   observation_spec: Mapping[str, tuple[tuple[int, ...], np.dtype]]
+  # S > 1 when "frame" [H, W, S] holds the last S frames, newest last, moving
+  # on by one frame every step and starting afresh with zeros in the older
+  # frames at a new game (ale-py's stacking); actors then send each frame
+  # once. 1 otherwise.
+  frame_stack: int
 
   def reset(self) -> EnvOutput:
     ...
@@ -79,6 +84,7 @@ class DmEnvBatch:
     self._envs = list(envs)
     self.num_envs = len(self._envs)
     self.num_actions = int(num_actions)
+    self.frame_stack = 1
     spec = self._envs[0].observation_spec()
     spec = _as_observation_dict(spec)
     self.observation_spec = {

@@ -38,6 +38,8 @@ class Experiment:
     observation_spec: name → (shape, dtype) of one observation.
     envs_per_actor: environments each actor steps in lockstep.
     env_options: suite-specific keyword arguments for the environments.
+    frame_stack: the environments' `frame_stack` (see `envs.BatchedEnv`):
+      S > 1 when frames are stacks that travel as single frames.
   """
 
   suite: str
@@ -47,6 +49,7 @@ class Experiment:
   observation_spec: Mapping[str, tuple]
   envs_per_actor: int
   env_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  frame_stack: int = 1
 
   def make_network(self):
     """The agent network (`networks.ImpalaNetwork`) for this experiment."""
@@ -57,10 +60,12 @@ class Experiment:
         self.config.use_instruction)
 
   def trajectory_specs(self):
-    """Field name → `tf.TensorSpec` of one trajectory."""
+    """Field name → `tf.TensorSpec` of one trajectory as actors send it
+    (`trajectory.restore_frames` turns a batch into the learner's input)."""
     from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
     return trajectory.specs(self.config.unroll_length, self.num_actions,
-                            self.observation_spec, self.config.use_lstm)
+                            self.observation_spec, self.config.use_lstm,
+                            frame_stack=self.frame_stack)
 
   def level_ids(self, actor_index: int) -> np.ndarray:
     """int32 `[envs_per_actor]`: the level of each of the actor's envs."""
@@ -113,6 +118,7 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
                      f"{envs_per_actor}.")
   config = config or presets.get(DEFAULT_PRESET[suite])
   env_options = dict(env_options or {})
+  frame_stack = 1
 
   if suite == "atari57":
     import atari57  # pylint: disable=g-import-not-at-top
@@ -126,6 +132,7 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
       env_options["full_action_space"] = True
     probe = atari57.make_batched(levels[0], 1, **env_options)
     num_actions, observation_spec = probe.num_actions, probe.observation_spec
+    frame_stack = probe.frame_stack
     probe.close()
   elif suite == "dmlab30":
     import dmlab30  # pylint: disable=g-import-not-at-top
@@ -154,7 +161,8 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
   return Experiment(suite=suite, levels=tuple(levels), config=config,
                     num_actions=num_actions,
                     observation_spec=dict(observation_spec),
-                    envs_per_actor=envs_per_actor, env_options=env_options)
+                    envs_per_actor=envs_per_actor, env_options=env_options,
+                    frame_stack=frame_stack)
 
 
 def default_queue_capacity(exp: Experiment, num_actors: int) -> int:

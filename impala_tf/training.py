@@ -25,6 +25,7 @@ from impala_tf import actor as actor_lib
 from impala_tf import experiment as experiment_lib
 from impala_tf import learner as learner_lib
 from impala_tf import networks
+from impala_tf import trajectory
 from impala_tf.runtime import queue as queue_runtime
 from impala_tf.runtime import weights as weights_runtime
 
@@ -79,13 +80,15 @@ def _format_duration(seconds: float) -> str:
 class _BatchStager:
   """Dequeues the next batch and moves it to the compute device while the
   current update runs (the paper's StagingArea; adds at most one update of
-  policy lag)."""
+  policy lag). Stacked frames are rebuilt there (`trajectory.restore_frames`).
+  """
 
   def __init__(self, trajectory_queue, batch_size: int, device: str):
     self._queue = trajectory_queue
     self._batch_size = batch_size
     self._device = device
     self._ready = queue_lib.Queue(maxsize=1)
+    self._restore = tf.function(trajectory.restore_frames)
     self._thread = threading.Thread(target=self._run, daemon=True,
                                     name="batch-stager")
     self._thread.start()
@@ -95,7 +98,7 @@ class _BatchStager:
       try:
         batch = self._queue.dequeue_many(self._batch_size)
         with tf.device(self._device):
-          batch = {k: tf.identity(v) for k, v in batch.items()}
+          batch = self._restore({k: tf.identity(v) for k, v in batch.items()})
       except (queue_runtime.QueueClosedError, tf.errors.OutOfRangeError,
               tf.errors.CancelledError) as error:
         self._ready.put(error)

@@ -40,7 +40,9 @@ def _learner(config, devices):
 @pytest.mark.parametrize("use_lstm", [True, False])
 def test_updates_fit_the_baseline_and_favour_the_rewarded_action(use_lstm):
   # A bandit batch: every step ends an episode, action 0 pays +1 and every
-  # other action -1, and the behaviour policy was uniform.
+  # other action -1, and the behaviour policy was uniform. Seeded: from
+  # some initial weights 8 updates move the probability by less than 0.1.
+  tf.random.set_seed(0)
   config = _config(use_lstm, learning_rate=5e-3, entropy_cost=0.0)
   learner = _learner(config, ["/cpu:0"])
   batch = _batch(config)
