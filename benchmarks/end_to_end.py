@@ -113,13 +113,14 @@ def peak_rss_by_role(marker):
   return roles
 
 
-def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s):
+def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
+               launch_args=()):
   logdir = tempfile.mkdtemp(prefix="impala_tf_e2e_")
   proc = subprocess.Popen(
       [sys.executable, "-m", "impala_tf.launch", f"--torso={torso}",
        f"--num_actors={num_actors}", f"--envs_per_actor={envs_per_actor}",
        "--total_frames=1000000000", "--log_interval_s=5",
-       f"--logdir={logdir}"],
+       f"--logdir={logdir}", *launch_args],
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
       start_new_session=True)
   lines = []
@@ -169,6 +170,10 @@ def main():
   parser.add_argument("--torsos", default="shallow,deep")
   parser.add_argument("--num_actors", type=int, default=os.cpu_count() or 1)
   parser.add_argument("--envs_per_actor", type=int, default=16)
+  parser.add_argument("--launch_args", default="",
+                      help="More launcher flags, e.g. '--actor_threads=0'.")
+  parser.add_argument("--skip_ceilings", action="store_true",
+                      help="Only the end-to-end run (to compare settings).")
   args = parser.parse_args()
 
   print(f"TF {tf.__version__}, {os.cpu_count()} CPUs; Pong, "
@@ -178,12 +183,17 @@ def main():
     exp = experiment_lib.build(
         "atari57", ["pong"], presets.ATARI.replace(torso=torso),
         envs_per_actor=args.envs_per_actor)
+    fps, fill, wait, peaks = end_to_end(torso, args.num_actors,
+                                        args.envs_per_actor, args.seconds,
+                                        args.warmup_s,
+                                        args.launch_args.split())
+    if args.skip_ceilings:
+      print(f"\n{torso} {args.launch_args}: end-to-end {fps:,.0f} f/s, "
+            f"queue {fill}%, learner waiting {wait}%")
+      continue
     envs = env_ceiling(args.num_actors * args.envs_per_actor, args.ceiling_s)
     inference = inference_ceiling(exp, args.envs_per_actor, args.ceiling_s)
     learn = learner_ceiling(exp, args.ceiling_s)
-    fps, fill, wait, peaks = end_to_end(torso, args.num_actors,
-                                        args.envs_per_actor, args.seconds,
-                                        args.warmup_s)
     smallest = min(envs, inference, learn)
     # Each ceiling had both cores; end to end, the three share them, so
     # with perfect overlap and no other cost the per-frame times add up.

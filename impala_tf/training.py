@@ -88,7 +88,8 @@ class _BatchStager:
     self._batch_size = batch_size
     self._device = device
     self._ready = queue_lib.Queue(maxsize=1)
-    self._restore = tf.function(trajectory.restore_frames)
+    # Compiled with XLA: about ten times faster than TF's ops (trajectory.py).
+    self._restore = tf.function(trajectory.restore_frames, jit_compile=True)
     self._thread = threading.Thread(target=self._run, daemon=True,
                                     name="batch-stager")
     self._thread.start()

@@ -171,6 +171,7 @@ def test_signal_stops_every_process_and_port_is_private(tmp_path, sig):
      "smaller than the batch size"),
     (["--suite=catch", "--torso=resnet"], "torso"),
     (["--suite=catch", "--max_grad_norm=big"], "number or 'none'"),
+    (["--suite=catch", "--actor_threads=-1"], "--actor_threads"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, flags, message):
   result = _run_cli(tmp_path, *flags)

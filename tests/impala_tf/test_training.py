@@ -39,3 +39,17 @@ def test_threads_learn_catch(tmp_path):
   assert any(line.startswith("frames ") for line in lines)
   assert (tmp_path / "checkpoints" / "checkpoint").exists()
   assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_atari_stacked_frames_reach_the_learner(tmp_path):
+  # Pong's stacked frames travel as single frames through the queue and are
+  # rebuilt by the learner's stager; a wrong layout fails the update.
+  config = presets.ATARI.replace(unroll_length=5, batch_size=4,
+                                 total_frames=3 * 4 * 5 * 4)
+  exp = experiment.build("atari57", ["pong"], config, envs_per_actor=4)
+  assert exp.frame_stack == 4
+  assert "newest_frame" in exp.trajectory_specs()
+  result = training.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
+                                     log=lambda _: None)
+  assert result.num_updates >= 3
+  assert result.num_frames >= config.total_frames

@@ -39,15 +39,18 @@ def test_restore_frames_slides_the_window_and_zeroes_after_restarts():
   ])
 
 
-def test_restore_frames_in_a_function_with_an_unknown_length():
-  batch = _one_pixel_batch([10, 11], [1, 2, 3], [False, False])
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_restore_frames_in_a_function(jit_compile):
+  batch = _one_pixel_batch([10, 11, 12], [1, 2, 3], [False, False, True])
   # Batch and time unknown; the stack depth must be static.
   signature = {k: tf.TensorSpec([None, None, *v.shape[2:]], v.dtype)
                for k, v in batch.items() if k != "frame_history"}
   signature["frame_history"] = tf.TensorSpec([None, 1, 1, 3], tf.uint8)
-  fn = tf.function(trajectory.restore_frames, input_signature=[signature])
+  fn = tf.function(trajectory.restore_frames, input_signature=[signature],
+                   jit_compile=jit_compile)
   np.testing.assert_array_equal(fn(batch)["frame"].numpy()[0, :, 0, 0],
-                                [[1, 2, 3, 10], [2, 3, 10, 11]])
+                                [[1, 2, 3, 10], [2, 3, 10, 11],
+                                 [0, 0, 0, 12]])
 
 
 def test_unstacked_batches_pass_through():
