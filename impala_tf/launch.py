@@ -372,6 +372,10 @@ def run():
             dmlab30.EngineMissingError) as e:
       print(f"impala_tf.launch: error: {e}", file=sys.stderr)
       return 2
+    except server_lib.LearnerLostError as e:
+      # Not a usage error: a supervisor or cluster manager may restart it.
+      print(f"impala_tf.launch: error: {e}", file=sys.stderr)
+      return 1
 
   app.run(guarded)
 

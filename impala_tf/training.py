@@ -27,6 +27,7 @@ from impala_tf import learner as learner_lib
 from impala_tf import networks
 from impala_tf import trajectory
 from impala_tf.runtime import queue as queue_runtime
+from impala_tf.runtime import server as server_lib
 from impala_tf.runtime import weights as weights_runtime
 
 RETURN_WINDOW = 100  # episodes per level in the reported mean return
@@ -304,6 +305,12 @@ def run_actor(experiment: experiment_lib.Experiment, actor_index: int,
       except queue_runtime.QueueClosedError:
         break
       unrolls += 1
+  except tf.errors.UnavailableError as e:
+    # A learner that ends normally closes the queue first (handled above);
+    # this is one that died. TF's message is a page of gRPC detail.
+    raise server_lib.LearnerLostError(
+        f"Actor {actor_index} lost the learner after {unrolls} unrolls "
+        f"({e.message.splitlines()[0]}); stopping.") from None
   finally:
     env.close()
   log(f"Actor {actor_index}: sent {unrolls} unrolls of "

@@ -8,9 +8,9 @@ step `T`.
 Stacked frames (Atari: each observation is the last 4 frames, newest last)
 travel without repetition: one newest frame per step, the older frames of
 step 0, and a flag where a stack starts afresh (older frames zero, at a new
-game). `restore_frames` rebuilds the stacks on the learner. This cuts an Atari
-trajectory from 593 kB to 157 kB, and with it the actors' packing and sending
-and the learner's receiving, as well as the queue's memory.
+game). `restore_frames` rebuilds the stacks on the learner. This cuts an
+Atari trajectory's frames from 593 kB to 169 kB, and with them the actors'
+packing and sending, the learner's receiving and the queue's memory.
 """
 
 from typing import Mapping

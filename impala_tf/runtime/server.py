@@ -31,6 +31,10 @@ class LearnerUnreachableError(ConnectionError):
   """The learner's TF server did not answer within the allowed time."""
 
 
+class LearnerLostError(ConnectionError):
+  """A connected learner stopped answering (it crashed or was killed)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
   """A TCP port that was free a moment ago (the OS picks it).
 

@@ -189,3 +189,32 @@ def test_unreachable_learner_is_a_clear_error(tmp_path):
   assert f"learner at 127.0.0.1:{port} unreachable" in result.stderr
   assert "retrying" in result.stdout
   assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_actor_whose_learner_dies_stops_with_one_clear_line(tmp_path):
+  # Cluster mode: no supervisor ends the actor, so it must notice by itself.
+  port = server_lib.free_port()
+  marker = str(tmp_path)
+  learner = subprocess.Popen(
+      [sys.executable, "-m", "impala_tf.launch", "--suite=catch",
+       "--job=learner", f"--port={port}", "--num_actors=1",
+       f"--logdir={marker}/learner", "--total_frames=100000000"],
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+  actor = Launch(tmp_path, "--suite=catch", "--job=actor",
+                 f"--learner_address=127.0.0.1:{port}", "--num_actors=1")
+  try:
+    actor.wait_for(r"Actor 0: connected")
+    time.sleep(3)  # Sending unrolls.
+    learner.kill()
+    learner.wait()
+    code = actor.proc.wait(timeout=60)
+    actor._reader.join(timeout=5)  # pylint: disable=protected-access
+    assert code == 1, actor.output
+    assert "Actor 0 lost the learner after" in actor.output
+    assert "Traceback" not in actor.output
+  finally:
+    if learner.poll() is None:
+      learner.kill()
+      learner.wait()
+    actor.kill_everything()
