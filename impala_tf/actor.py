@@ -72,11 +72,8 @@ class Actor:
   def _policy_step(self, prev_action, reward, done, observation, state,
                    channels_first=False):
     if channels_first:
-      # Cast first: the network casts anyway, and TF's uint8 transpose logs
-      # an error-level line about oneDNN each time a process first runs it.
-      frame = tf.cast(observation["frame"], tf.float32)
       observation = dict(observation,
-                         frame=tf.transpose(frame, [0, 2, 3, 1]))
+                         frame=tf.transpose(observation["frame"], [0, 2, 3, 1]))
     inputs = networks.AgentInput(prev_action, reward, done, observation)
     outputs, new_state = self.network(inputs, state)
     seeds = self._rng.make_seeds(1)[:, 0]
