@@ -120,15 +120,15 @@ class Actor:
     frame is the previous step's newest. Raises if neither holds, since the
     learner would then rebuild other frames than the policy saw.
     """
-    restart = np.zeros(len(done), bool)
-    candidates = (np.ones(len(done), bool) if self._last_frame is None
-                  else np.asarray(done, bool))
-    if candidates.any():
-      restart[candidates] = ~frame[candidates][..., :-1].any(axis=(1, 2, 3))
-    if self._last_frame is None:
+    if self._last_frame is None:  # The first frames: every stack is new.
+      candidates = np.ones(len(done), bool)
       moved = np.zeros(len(done), bool)
     else:
+      candidates = np.asarray(done, bool)
       moved = (frame[..., -2] == self._last_frame[..., -1]).all(axis=(1, 2))
+    restart = np.zeros(len(done), bool)
+    if candidates.any():
+      restart[candidates] = ~frame[candidates][..., :-1].any(axis=(1, 2, 3))
     bad = np.flatnonzero(~(restart | moved))
     if bad.size:
       raise RuntimeError(

@@ -261,8 +261,7 @@ def _run_actor_role(exp, task: int, learner_address: str):
       learner_address, timeout_s=FLAGS.connect_timeout_s,
       log=lambda m: _log(f"Actor {task}: {m}"))
   # Everything but the queue and weight ops runs on this process's CPU.
-  local_cpu = "/job:localhost/replica:0/task:0/device:CPU:0"
-  with tf.device(local_cpu):
+  with tf.device(server_lib.LOCAL_CPU):
     network = training.build_actor_network(exp)
   deadline = time.monotonic() + FLAGS.connect_timeout_s
   while True:
@@ -277,9 +276,10 @@ def _run_actor_role(exp, task: int, learner_address: str):
       time.sleep(0.5)
   weights = weights_runtime.WeightBuffer.attach(
       weights_runtime.num_elements(network.trainable_variables), device)
+  levels = sorted({exp.levels[i] for i in exp.level_ids(task)})
   _log(f"Actor {task}: connected to {learner_address}; stepping "
-       f"{exp.envs_per_actor} environments ({', '.join(sorted({exp.levels[i] for i in exp.level_ids(task)}))}).")
-  with tf.device(local_cpu):
+       f"{exp.envs_per_actor} environments ({', '.join(levels)}).")
+  with tf.device(server_lib.LOCAL_CPU):
     training.run_actor(exp, task, trajectory_queue, weights,
                        seed=FLAGS.seed, log=_log, network=network)
 

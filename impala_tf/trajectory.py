@@ -113,13 +113,14 @@ def restore_frames(batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   padded = tf.pad(restart, [[0, 0], [older, 0]])
   restarted_within = [tf.zeros_like(restart)]           # age 0: the newest.
   for age in range(1, older + 1):
+    start = older + 1 - age  # padded[start + t] is restart[t - (age - 1)].
     restarted_within.append(tf.logical_or(
-        restarted_within[-1], padded[:, older + 1 - age:older + 1 - age + steps]))
+        restarted_within[-1], padded[:, start:start + steps]))
   gone = tf.stack(restarted_within[::-1], axis=-1)      # [B, T+1, S]
   stacks = tf.where(gone[:, :, :, None, None], tf.zeros_like(stacks), stacks)
   # Channels last, as the network reads them. Under XLA (`jit_compile`) this
-  # whole function takes about 3 ms for an Atari batch of 32; TF's own ops
-  # take about 30 ms, mostly in the byte-wise transpose.
+  # whole function takes about 10 ms for an Atari batch of 32; TF's own ops
+  # take about 55 ms, mostly in the byte-wise gather and transpose.
   result["frame"] = tf.transpose(stacks, [0, 1, 3, 4, 2])
   return result
 

@@ -24,6 +24,8 @@ from typing import Callable
 # picks ports and reports LearnerUnreachableError without starting TF.
 
 LEARNER_JOB = "learner"
+# This process's own CPU, for ops that must not run on the learner's device.
+LOCAL_CPU = "/job:localhost/replica:0/task:0/device:CPU:0"
 _STREAMING_ENQUEUE_FLAG = "TF_ENABLE_EAGER_CLIENT_STREAMING_ENQUEUE"
 
 
