@@ -89,7 +89,7 @@ class _BatchStager:
     self._batch_size = batch_size
     self._device = device
     self._ready = queue_lib.Queue(maxsize=1)
-    # Compiled with XLA: about ten times faster than TF's ops (trajectory.py).
+    # Compiled with XLA: 10 ms instead of 55 ms per Atari batch (trajectory.py).
     self._restore = tf.function(trajectory.restore_frames, jit_compile=True)
     self._thread = threading.Thread(target=self._run, daemon=True,
                                     name="batch-stager")
