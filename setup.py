@@ -10,10 +10,11 @@ setuptools.setup(
         "in TensorFlow 2, with the Atari-57 and DMLab-30 suites."
     ),
     python_requires=">=3.10",
+    # launch/ (cluster scripts and TF_CONFIG examples) stays in the
+    # repository; nothing imports it.
     packages=setuptools.find_packages(
         include=["impala_tf", "impala_tf.*", "atari57", "atari57.*",
-                 "dmlab30", "dmlab30.*", "launch", "launch.*"]),
-    package_data={"launch": ["*.json", "*.sh"]},
+                 "dmlab30", "dmlab30.*"]),
     install_requires=[
         "tensorflow>=2.16,<2.22",
         # The [tf] extra pulls tf-keras, without which tfp does not import.

@@ -4,8 +4,10 @@ Public names:
   GAMES: the 57 canonical game names (ale-py ROM names, snake_case).
   canonical_name(game): accepts "space_invaders", "SpaceInvaders",
     "spaceinvaders"; unknown names raise ValueError with the closest names.
-  normalized_score(game, score): human-normalised score, 1.0 = human.
-  suite_scores(scores_by_game): SuiteScores(median, mean, capped_mean, ...).
+  normalized_score(game, score): human-normalised score in percent, 100 =
+    human.
+  suite_scores(scores_by_game): SuiteScores(median, mean, capped_mean, ...),
+    in percent.
   make(game, seed=0, **options): one game as a dm_env.Environment.
   make_batched(game, num_envs, seed=0, **options): N games as an
     impala_tf.envs.BatchedEnv for actors.

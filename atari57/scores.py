@@ -1,10 +1,12 @@
 """Human-normalised scores of Atari-57 games and their median and mean.
 
-The human-normalised score of a game score `s` is `(s - r) / (h - r)` with the
-game's random `r` and human `h` reference scores (`games.REFERENCE_SCORES`):
-0.0 is random play, 1.0 is human. Papers report the median and the mean of the
-uncapped score over the 57 games (IMPALA Table 4); the mean of the score
-capped at 1.0 is the fitness of the paper's multi-task PBT (Table G.1).
+The human-normalised score of a game score `s` is `100 (s - r) / (h - r)`
+percent, with the game's random `r` and human `h` reference scores
+(`games.REFERENCE_SCORES`): 0 is random play, 100 is human. The paper prints
+these in percent for both suites (Tables 3 and 4), and `dmlab30` uses the
+same convention. Papers report the median and the mean of the uncapped score
+over the 57 games (IMPALA Table 4); the mean of the score capped at 100 is
+the fitness of the paper's multi-task PBT (Table G.1).
 """
 
 import math
@@ -15,16 +17,21 @@ import numpy as np
 from atari57 import games as games_lib
 
 
+#: Per-game cap of the capped score, in percent of human.
+CAP = 100.0
+
+
 class SuiteScores(NamedTuple):
-  """Human-normalised scores over a set of games (1.0 = human)."""
+  """Human-normalised scores over a set of games, in percent (100 = human)."""
   median: float
   mean: float
-  capped_mean: float  # mean of min(1, score): the PBT fitness of Table G.1
+  capped_mean: float  # mean of min(100, score): the PBT fitness of Table G.1
   num_games: int
 
 
 def normalized_score(game: str, score: float) -> float:
-  """Human-normalised score of a game score: 0.0 = random, 1.0 = human.
+  """Human-normalised score of a game score, in percent: 0 = random, 100 =
+  human.
 
   Args:
     game: one of `atari57.GAMES`, in any spelling `games.canonical_name`
@@ -37,7 +44,8 @@ def normalized_score(game: str, score: float) -> float:
   if not math.isfinite(score):
     raise ValueError(f"The score of {game!r} must be a finite number, got "
                      f"{score}.")
-  return (score - reference.random) / (reference.human - reference.random)
+  return 100.0 * (score - reference.random) / (reference.human -
+                                               reference.random)
 
 
 def suite_scores(scores_by_game: Mapping[str, float]) -> SuiteScores:
@@ -48,8 +56,7 @@ def suite_scores(scores_by_game: Mapping[str, float]) -> SuiteScores:
       that game). Any non-empty subset of the 57 games; each game at most once.
 
   Returns:
-    `SuiteScores` of the human-normalised scores (1.0 = human; multiply by 100
-    for the percentages papers print).
+    `SuiteScores` of the human-normalised scores, in percent (100 = human).
   """
   if not scores_by_game:
     raise ValueError("suite_scores needs the score of at least one game, got "
@@ -64,5 +71,5 @@ def suite_scores(scores_by_game: Mapping[str, float]) -> SuiteScores:
   values = np.array(list(normalized.values()), np.float64)
   return SuiteScores(median=float(np.median(values)),
                      mean=float(np.mean(values)),
-                     capped_mean=float(np.mean(np.minimum(values, 1.0))),
+                     capped_mean=float(np.mean(np.minimum(values, CAP))),
                      num_games=len(values))

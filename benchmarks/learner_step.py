@@ -84,7 +84,7 @@ def main():
     for torso in args.torsos.split(","):
       config = base.replace(torso=torso, batch_size=args.batch)
       learner = learner_lib.Learner(
-          config, lambda c=config: networks.make_network(
+          config, lambda c=config: networks.ImpalaNetwork(
               num_actions, c.torso, c.use_lstm, c.use_instruction),
           obs_spec, strategy=learner_lib.make_strategy())
       spec = trajectory.specs(config.unroll_length, num_actions, obs_spec,

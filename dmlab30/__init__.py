@@ -1,9 +1,9 @@
 """DMLab-30: the 30 DeepMind Lab levels of the IMPALA paper.
 
 Levels and their train/test scripts, human/random reference scores and the
-human-normalised score, the 9-action set, a `dm_env` adapter over
-`deepmind_lab.Lab` with a level cache, the multi-task actor assignment and a
-test-set evaluation. DeepMind Lab itself is built by users from its sources
+human-normalised score (percent, 100 = human, as in `atari57`), the 9-action
+set, a `dm_env` adapter over `deepmind_lab.Lab` with a level cache and a
+test-set evaluation; `dmlab30.suite` presents it to runs as a suite. DeepMind Lab itself is built by users from its sources
 (docs/dmlab30.md); `check_engine()` says how when it is missing.
 """
 
@@ -16,7 +16,7 @@ from dmlab30.evaluation import EvaluationResult, evaluate
 from dmlab30.instructions import (INSTRUCTION_BUCKETS, INSTRUCTION_MAX_LENGTH,
                                   tokenize)
 from dmlab30.levels import (LANGUAGE_LEVELS, LEVELS, PSYCHLAB_DATASET_LEVELS,
-                            assign_levels, canonical_name, test_level,
+                            canonical_name, test_level,
                             train_level)
 from dmlab30.scores import HUMAN_SCORES, RANDOM_SCORES, normalized_score, suite_score
 
@@ -26,7 +26,7 @@ __all__ = [
     "FRAME_HEIGHT", "FRAME_WIDTH", "TEST_MIXER_SEED", "engine_config", "make",
     "EvaluationResult", "evaluate", "INSTRUCTION_BUCKETS",
     "INSTRUCTION_MAX_LENGTH", "tokenize", "LANGUAGE_LEVELS", "LEVELS",
-    "PSYCHLAB_DATASET_LEVELS", "assign_levels", "canonical_name", "test_level",
+    "PSYCHLAB_DATASET_LEVELS", "canonical_name", "test_level",
     "train_level", "HUMAN_SCORES", "RANDOM_SCORES", "normalized_score",
     "suite_score",
 ]

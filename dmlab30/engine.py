@@ -9,6 +9,8 @@ an actor.
 import importlib
 import types
 
+from impala_tf import suites
+
 ENGINE_MODULE = "deepmind_lab"
 SOURCE_URL = "https://github.com/deepmind/lab"
 BUILD_DOCS_URL = "https://github.com/deepmind/lab/blob/master/docs/users/build.md"
@@ -16,7 +18,7 @@ PIP_DOCS_URL = ("https://github.com/deepmind/lab/blob/master/python/"
                 "pip_package/README.md")
 
 
-class EngineMissingError(ImportError):
+class EngineMissingError(ImportError, suites.SuiteUnavailableError):
   """The `deepmind_lab` module cannot be imported."""
 
 

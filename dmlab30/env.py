@@ -1,6 +1,6 @@
 """DMLab-30 levels as `dm_env.Environment`s over DeepMind Lab's `Lab` class.
 
-What the agent sees and does (the paper's setting, PAPER.md Sec. 5):
+What the agent sees and does (the paper's setting, Table D.3):
 
 * observation: {"frame": uint8 [72, 96, 3] (`RGB_INTERLEAVED`),
   "instruction": int32 [L] (the `INSTR` string, tokenised by

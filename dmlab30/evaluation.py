@@ -2,7 +2,7 @@
 
 The paper scores an agent on the test levels (`_test` scripts,
 `allowHoldOutLevels`, fixed `mixerSeed`) with 500 episodes per level and
-reports the mean capped human-normalised score (PAPER.md Sec. 5).
+reports the mean capped human-normalised score (the paper's Table 3).
 """
 
 import functools

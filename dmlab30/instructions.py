@@ -26,8 +26,6 @@ INSTRUCTION_BUCKETS = 1000
 #: ("Pick the red object in the blue room."); longer ones are truncated.
 INSTRUCTION_MAX_LENGTH = 16
 
-PAD = 0
-
 _logger = logging.getLogger(__name__)
 
 

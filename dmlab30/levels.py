@@ -7,8 +7,6 @@ have separate scripts for training and for the held-out test regime
 the name without suffix as the level's canonical name.
 """
 
-from typing import Sequence
-
 LEVEL_PREFIX = "contributed/dmlab30/"
 
 # Canonical name -> (training script, test script), in the official code's
@@ -105,26 +103,3 @@ def test_level(name: str) -> str:
 # pytest would otherwise collect `test_level` as a test when a test module
 # imports it by name.
 test_level.__test__ = False
-
-
-def assign_levels(num_actors: int,
-                  levels: Sequence[str] = LEVELS) -> list[str]:
-  """Spreads `levels` over `num_actors` actors round-robin.
-
-  Actor `i` gets `levels[i % len(levels)]` (the official code's assignment).
-  The paper gives every task the same number of actors, which holds when
-  `num_actors` is a multiple of `len(levels)` (e.g. 150 or 210 for the 30
-  levels); otherwise the first `num_actors % len(levels)` levels get one
-  actor more.
-
-  Returns:
-    A list of `num_actors` canonical level names.
-  """
-  if isinstance(num_actors, bool) or not isinstance(num_actors, int):
-    raise TypeError(f"num_actors must be an int, got {num_actors!r}.")
-  if num_actors < 1:
-    raise ValueError(f"num_actors must be at least 1, got {num_actors}.")
-  levels = [canonical_name(name) for name in levels]
-  if not levels:
-    raise ValueError("levels must name at least one DMLab-30 level, got none.")
-  return [levels[i % len(levels)] for i in range(num_actors)]

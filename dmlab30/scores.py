@@ -3,7 +3,7 @@
 Values are those of the official IMPALA code (deepmind/scalable_agent,
 dmlab30.py), which are more precise than the paper's Table B.1 (e.g. 85.65
 instead of 85.7, random 0.073 instead of 0.1) and label the lasertag levels
-correctly: the paper's table swaps "small" and "large" (PAPER.md Sec. 5). The
+correctly: the paper's Table B.1 swaps "small" and "large". The
 two rooms levels with held-out variants are scored on their `_test` scripts.
 """
 

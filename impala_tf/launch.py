@@ -42,17 +42,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("suite", "atari57", ["atari57", "dmlab30", "catch"],
-                  "Environment suite.")
+flags.DEFINE_string("suite", "atari57", "Environment suite: atari57, dmlab30, "
+                    "catch, or one another package registers "
+                    "(impala_tf.suites).")
 flags.DEFINE_list("levels", [], "Games (Atari) or levels (DMLab-30); default "
-                  "Pong for Atari and all 30 levels for DMLab-30.")
+                  "the suite's (Pong for Atari, all 30 levels for DMLab-30).")
 flags.DEFINE_string("preset", None, "Hyperparameter preset (atari, "
                     "dmlab_single_task, dmlab30, catch); default by suite.")
 flags.DEFINE_integer("num_actors", None, "Actor processes (or threads); "
                      "default: one per CPU core.")
 flags.DEFINE_integer("envs_per_actor", None, "Environments each actor steps "
-                     "in lockstep; default 16 for Atari, 4 for DMLab, 8 for "
-                     "catch.")
+                     "in lockstep; default by suite (16 for Atari, 4 for "
+                     "DMLab, 8 for catch).")
 flags.DEFINE_integer("actor_threads", 1, "TF threads in each actor process "
                      "(intra- and inter-op). One costs the least CPU per "
                      "frame when the actors, the learner and the "
@@ -81,14 +82,6 @@ flags.DEFINE_string("learner_address", None, "Cluster mode, actor: the "
                     "learner's HOST:PORT.")
 flags.DEFINE_float("connect_timeout_s", 120.0, "Actor: how long to keep "
                    "trying to reach the learner.")
-flags.DEFINE_bool("full_action_space", None, "Atari: all 18 actions (default "
-                  "minimal set for one game, full set for several).")
-flags.DEFINE_float("sticky_actions", 0.0, "Atari: repeat-action probability "
-                   "(0.25 in Machado et al.; 0 in the paper).")
-flags.DEFINE_string("level_cache_dir", None, "DMLab: a directory for the "
-                    "level cache shared by the actors.")
-flags.DEFINE_string("dataset_path", None, "DMLab: the psychlab dataset path.")
-
 # One flag per hyperparameter of presets.Config; None keeps the preset value.
 _CONFIG_FLAG_HELP = "Preset override (see impala_tf/presets.py)."
 
@@ -115,15 +108,32 @@ def _define_config_flags():
 _define_config_flags()
 
 
+def _define_suite_option_flags():
+  from impala_tf import suites  # pylint: disable=g-import-not-at-top
+  define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer,
+            float: flags.DEFINE_float, str: flags.DEFINE_string}
+  for option in suites.all_options().values():
+    define[option.kind](option.flag, None, option.help)
+
+
+_define_suite_option_flags()
+
+
 class UsageError(ValueError):
   """A bad flag or combination; printed without a traceback."""
 
 
+def _suite():
+  from impala_tf import suites  # pylint: disable=g-import-not-at-top
+  try:
+    return suites.get(FLAGS.suite)
+  except ValueError as e:
+    raise UsageError(f"--suite: {e}") from None
+
+
 def _config_from_flags():
-  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
   from impala_tf import presets  # pylint: disable=g-import-not-at-top
-  config = presets.get(FLAGS.preset or
-                       experiment.DEFAULT_PRESET[FLAGS.suite])
+  config = presets.get(FLAGS.preset or _suite().default_preset)
   changes = {}
   for field in dataclasses.fields(presets.Config):
     value = FLAGS[field.name].value
@@ -163,25 +173,15 @@ def _tf_config_role():
 def _build_experiment():
   """The experiment the flags describe; raises UsageError when they are bad."""
   from impala_tf import experiment  # pylint: disable=g-import-not-at-top
-  if FLAGS.suite == "dmlab30":
-    import dmlab30  # pylint: disable=g-import-not-at-top
-    dmlab30.check_engine()
-  env_options = {}
-  if FLAGS.suite == "atari57":
-    if FLAGS.full_action_space is not None:
-      env_options["full_action_space"] = FLAGS.full_action_space
-    if FLAGS.sticky_actions:
-      env_options["repeat_action_probability"] = FLAGS.sticky_actions
-  elif FLAGS.suite == "dmlab30":
-    if FLAGS.level_cache_dir:
-      env_options["level_cache_dir"] = FLAGS.level_cache_dir
-    if FLAGS.dataset_path:
-      env_options["dataset_path"] = FLAGS.dataset_path
-  envs_per_actor = FLAGS.envs_per_actor or {
-      "atari57": 16, "dmlab30": 4, "catch": 8}[FLAGS.suite]
+  suite = _suite()
+  suite.check_available()
+  env_options = {option.key: FLAGS[option.flag].value
+                 for option in suite.options
+                 if FLAGS[option.flag].value is not None}
   try:
     return experiment.build(FLAGS.suite, FLAGS.levels or None,
-                            _config_from_flags(), envs_per_actor, env_options)
+                            _config_from_flags(), FLAGS.envs_per_actor,
+                            env_options)
   except ValueError as e:
     raise UsageError(str(e)) from None
 
@@ -218,8 +218,8 @@ def _log(message: str):
 
 def _run_learner_role(exp, port: int, num_actors: int):
   from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import training  # pylint: disable=g-import-not-at-top
-  from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
+  from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
 
@@ -231,16 +231,15 @@ def _run_learner_role(exp, port: int, num_actors: int):
        f"capacity {capacity}; {exp.config.total_frames:,} frames.")
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec)
-  trajectory_queue = queue_runtime.TrajectoryQueue.create(
-      exp.trajectory_specs(), capacity, server.device)
-  weights = weights_runtime.WeightBuffer.create(
-      weights_runtime.num_elements(learner.variables), server.device)
+  channels = channels_lib.host(
+      exp, weights_runtime.num_elements(learner.variables), capacity,
+      server.device)
   stop = threading.Event()
   # The supervisor stops children with SIGTERM: finish the current update,
   # save a checkpoint and close the queue instead of dying mid-write.
   signal.signal(signal.SIGTERM, lambda *_: stop.set())
-  result = training.run_learner(
-      exp, learner, trajectory_queue, weights, queue_capacity=capacity,
+  result = learner_loop.run_learner(
+      exp, learner, channels, queue_capacity=capacity,
       logdir=FLAGS.logdir, log_interval_s=FLAGS.log_interval_s,
       checkpoint_interval_s=FLAGS.checkpoint_interval_s, stop=stop, log=_log)
   if FLAGS.logdir:
@@ -249,8 +248,8 @@ def _run_learner_role(exp, port: int, num_actors: int):
 
 def _run_actor_role(exp, task: int, learner_address: str):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from impala_tf import training  # pylint: disable=g-import-not-at-top
-  from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
+  from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
 
@@ -262,26 +261,16 @@ def _run_actor_role(exp, task: int, learner_address: str):
       log=lambda m: _log(f"Actor {task}: {m}"))
   # Everything but the queue and weight ops runs on this process's CPU.
   with tf.device(server_lib.LOCAL_CPU):
-    network = training.build_actor_network(exp)
-  deadline = time.monotonic() + FLAGS.connect_timeout_s
-  while True:
-    try:
-      trajectory_queue = queue_runtime.TrajectoryQueue.attach(
-          exp.trajectory_specs(), device)
-      break
-    except queue_runtime.QueueNotFoundError:
-      # The learner's server is up but its queue not yet created.
-      if time.monotonic() > deadline:
-        raise
-      time.sleep(0.5)
-  weights = weights_runtime.WeightBuffer.attach(
-      weights_runtime.num_elements(network.trainable_variables), device)
+    network = actor_loop.build_actor_network(exp)
+  channels = channels_lib.attach(
+      exp, weights_runtime.num_elements(network.trainable_variables), device,
+      timeout_s=FLAGS.connect_timeout_s)
   levels = sorted({exp.levels[i] for i in exp.level_ids(task)})
   _log(f"Actor {task}: connected to {learner_address}; stepping "
        f"{exp.envs_per_actor} environments ({', '.join(levels)}).")
   with tf.device(server_lib.LOCAL_CPU):
-    training.run_actor(exp, task, trajectory_queue, weights,
-                       seed=FLAGS.seed, log=_log, network=network)
+    actor_loop.run_actor(exp, task, channels, seed=FLAGS.seed, log=_log,
+                         network=network)
 
 
 def _run_local(exp, num_actors: int, argv):
@@ -321,10 +310,10 @@ def main(argv):
   if len(argv) > 1:
     raise UsageError(f"Unexpected arguments {argv[1:]}; every option is a "
                      "--flag (see --helpfull).")
+  exp = _build_experiment()
   if FLAGS.logdir is None and FLAGS.job is None:
     FLAGS.logdir = os.path.join(
         "runs", f"{FLAGS.suite}-{time.strftime('%Y%m%d-%H%M%S')}")
-  exp = _build_experiment()
   num_actors = _num_actors()
 
   if FLAGS.job is not None:
@@ -333,11 +322,12 @@ def main(argv):
     role = _tf_config_role()
   if role is None:
     if FLAGS.run_mode == "threads":
-      from impala_tf import training  # pylint: disable=g-import-not-at-top
-      result = training.train_in_process(
+      from impala_tf import in_process  # pylint: disable=g-import-not-at-top
+      result = in_process.train_in_process(
           exp, num_actors, queue_capacity=_queue_capacity(exp, num_actors),
           logdir=FLAGS.logdir, seed=FLAGS.seed,
-          log_interval_s=FLAGS.log_interval_s, log=_log)
+          log_interval_s=FLAGS.log_interval_s,
+          checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log)
       _write_result(FLAGS.logdir, result)
       return 0
     _queue_capacity(exp, num_actors)  # Refuse bad sizes before starting.
@@ -362,14 +352,14 @@ def main(argv):
 
 def run():
   """Console entry point: bad input is one line on stderr and exit code 2."""
-  import dmlab30  # pylint: disable=g-import-not-at-top
+  from impala_tf import suites  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
 
   def guarded(argv):
     try:
       return main(argv)
     except (UsageError, server_lib.LearnerUnreachableError,
-            dmlab30.EngineMissingError) as e:
+            suites.SuiteUnavailableError) as e:
       print(f"impala_tf.launch: error: {e}", file=sys.stderr)
       return 2
     except server_lib.LearnerLostError as e:

@@ -220,14 +220,6 @@ class ImpalaNetwork(snt.Module):
     return outputs, final_state
 
 
-def make_network(num_actions: int, torso: str = "shallow",
-                 use_lstm: bool = True,
-                 use_instruction: bool = False) -> ImpalaNetwork:
-  """Builds an `ImpalaNetwork` (see its arguments)."""
-  return ImpalaNetwork(num_actions=num_actions, torso=torso,
-                       use_lstm=use_lstm, use_instruction=use_instruction)
-
-
 def dummy_input(observation_spec: Mapping[str, tuple], batch_size: int = 1,
                 num_steps: Optional[int] = None) -> AgentInput:
   """Zeros shaped like one step (or `num_steps` steps) of agent input.

@@ -152,7 +152,7 @@ DMLAB30 = DMLAB_SINGLE_TASK.replace(
     total_frames=10_000_000_000,        # [figure] Fig. 5's x-axis.
 )
 
-# The small test environment (impala_tf/testing/catch.py). Table G.1 except
+# The Catch suite (impala_tf/suites/catch.py). Table G.1 except
 # where marked: with TF1's RMSProp (mean square starting at 1) the paper's
 # learning rate moves the policy only after a few hundred updates, too slow
 # for a test that must learn in well under a minute.

@@ -8,9 +8,10 @@ step `T`.
 Stacked frames (Atari: each observation is the last 4 frames, newest last)
 travel without repetition: one newest frame per step, the older frames of
 step 0, and a flag where a stack starts afresh (older frames zero, at a new
-game). `restore_frames` rebuilds the stacks on the learner. This cuts an
-Atari trajectory's frames from 593 kB to 169 kB, and with them the actors'
-packing and sending, the learner's receiving and the queue's memory.
+game). `restore_frames` rebuilds the stacks on the learner. Sending each
+frame once cuts the frames' bytes by almost the stack depth, and with them
+the actors' packing and sending, the learner's receiving and the queue's
+memory (docs/architecture.md gives the sizes).
 """
 
 from typing import Mapping
@@ -118,9 +119,9 @@ def restore_frames(batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         restarted_within[-1], padded[:, start:start + steps]))
   gone = tf.stack(restarted_within[::-1], axis=-1)      # [B, T+1, S]
   stacks = tf.where(gone[:, :, :, None, None], tf.zeros_like(stacks), stacks)
-  # Channels last, as the network reads them. Under XLA (`jit_compile`) this
-  # whole function takes about 10 ms for an Atari batch of 32; TF's own ops
-  # take about 55 ms, mostly in the byte-wise gather and transpose.
+  # Channels last, as the network reads them. Compile this function with XLA
+  # (`jit_compile`): TF's own kernels for the byte-wise gather and transpose
+  # are several times slower (docs/benchmarks.md).
   result["frame"] = tf.transpose(stacks, [0, 1, 3, 4, 2])
   return result
 
@@ -141,10 +142,3 @@ def observation_names(batch: Mapping[str, object]) -> list[str]:
   known = (STEP_FIELDS + CORE_STATE_FIELDS + SCALAR_FIELDS +
            STACKED_FRAME_FIELDS)
   return sorted(name for name in batch if name not in known)
-
-
-def zeros(spec: Mapping[str, tf.TensorSpec], batch_size: int
-          ) -> dict[str, np.ndarray]:
-  """A batch of all-zero trajectories `[batch_size, ...]` (for building)."""
-  return {name: np.zeros([batch_size, *s.shape], s.dtype.as_numpy_dtype)
-          for name, s in spec.items()}

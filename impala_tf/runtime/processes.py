@@ -123,9 +123,6 @@ class Supervisor:
     child = self._children[name]
     return child.popen.pid if self._alive(child) else None
 
-  def restarts(self, name: str) -> int:
-    return self._children[name].restarts
-
   def poll(self) -> dict[str, int]:
     """Reaps exited children and restarts the restartable ones when their
     backoff is over. Returns {name: exit code} of children that exited for
@@ -157,10 +154,6 @@ class Supervisor:
       else:
         ended[child.name] = code
     return ended
-
-  def wait_for(self, name: str, timeout_s: float | None = None) -> int:
-    """Waits for child ``name`` to exit (no restart) and returns its code."""
-    return self._children[name].popen.wait(timeout=timeout_s)
 
   # ------------------------------------------------------------- stopping
 

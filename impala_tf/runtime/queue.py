@@ -248,11 +248,9 @@ class TrajectoryQueue:
     """Runs the enqueue on the learner with all fields in one tensor.
 
     TF pitfall: each local input of a remote op is copied to the remote
-    device by a request of its own (measured: about 0.45 ms per extra small
-    field on loopback, so a dozen fields cost more than the 600 kB of frames).
-    So the fields travel as one uint8 buffer, which a function on the learner
-    splits and bitcasts back (measured with 7 fields: 3.7 ms per enqueue
-    instead of 5.3 ms).
+    device by a request of its own, so a dozen small fields cost more than
+    the frames. So the fields travel as one uint8 buffer, which a function on
+    the learner splits and bitcasts back (figures in docs/benchmarks.md).
     """
     if not self._packable:
       with tf.device(self.device):

@@ -139,11 +139,10 @@ class WeightBuffer:
     Raises ``WeightsNotPublishedError`` before the first ``publish``.
     """
     try:
-      # One remote ReadVariableOp, then its result fetched. Measured on
-      # loopback for 1.2M floats (benchmarks/queue_throughput.py): 5.7 ms this
-      # way, 16 ms for a tf.function that reads on the learner and returns to
-      # the local device (its output goes through the Send/Recv rendezvous),
-      # 1 ms for a trivial remote op.
+      # One remote ReadVariableOp, then its result fetched: faster than a
+      # tf.function that reads on the learner and returns to the local
+      # device, whose output goes through the Send/Recv rendezvous
+      # (docs/benchmarks.md).
       with tf.device(self.device):
         buffer = tf.raw_ops.ReadVariableOp(
             resource=self._handle, dtype=tf.float32).numpy()

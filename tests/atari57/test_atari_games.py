@@ -46,35 +46,36 @@ def test_environments_reject_unknown_names_before_building():
     atari57.make_batched("breakut", 2)
 
 
-def test_human_score_normalises_to_one_and_random_to_zero():
+def test_human_score_normalises_to_100_percent_and_random_to_zero():
   for game, reference in atari57.REFERENCE_SCORES.items():
     assert atari57.normalized_score(game, reference.human) == pytest.approx(
-        1.0, abs=1e-12), game
+        100.0, abs=1e-10), game
     assert atari57.normalized_score(game, reference.random) == pytest.approx(
-        0.0, abs=1e-12), game
+        0.0, abs=1e-10), game
 
 
 def test_normalised_score_values():
-  # Pong: random -20.7, human 14.6, so a draw (0) is 20.7 / 35.3.
-  assert atari57.normalized_score("Pong", 0.0) == pytest.approx(0.5864023, abs=1e-7)
-  # Breakout: random 1.7, human 30.5; a score of 403.1 is 401.4 / 28.8.
-  assert atari57.normalized_score("breakout", 403.1) == pytest.approx(13.9375)
+  # Pong: random -20.7, human 14.6, so a draw (0) is 100 x 20.7 / 35.3 %.
+  assert atari57.normalized_score("Pong", 0.0) == pytest.approx(58.64023,
+                                                                abs=1e-5)
+  # Breakout: random 1.7, human 30.5; 403.1 is 100 x 401.4 / 28.8 %.
+  assert atari57.normalized_score("breakout", 403.1) == pytest.approx(1393.75)
   with pytest.raises(ValueError, match="finite"):
     atari57.normalized_score("pong", float("nan"))
 
 
 def test_suite_median_and_mean_over_a_known_set():
   scores = {
-      "pong": 14.6,                        # human: 1.0
-      "breakout": 1.7,                     # random: 0.0
-      "boxing": 0.1 + 2 * 12.0,            # 2.0 (random 0.1, human 12.1)
-      "SpaceInvaders": 148.0 + 3 * 1520.7,  # 3.0 (random 148, human 1668.7)
+      "pong": 14.6,                        # human: 100%
+      "breakout": 1.7,                     # random: 0%
+      "boxing": 0.1 + 2 * 12.0,            # 200% (random 0.1, human 12.1)
+      "SpaceInvaders": 148.0 + 3 * 1520.7,  # 300% (random 148, human 1668.7)
   }
   suite = atari57.suite_scores(scores)
   assert suite.num_games == 4
-  assert suite.median == pytest.approx(1.5)
-  assert suite.mean == pytest.approx(1.5)
-  assert suite.capped_mean == pytest.approx(0.75)
+  assert suite.median == pytest.approx(150.0)
+  assert suite.mean == pytest.approx(150.0)
+  assert suite.capped_mean == pytest.approx(75.0)
 
 
 def test_suite_scores_reject_empty_and_duplicate_games():

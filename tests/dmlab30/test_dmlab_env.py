@@ -93,7 +93,8 @@ def test_observation_is_frame_and_tokenised_instruction(fake_lab):
 
 def test_non_language_level_has_all_padding_instruction(fake_lab):
   observation = dmlab30.make("explore_goal_locations_small").reset().observation
-  assert observation["instruction"].tolist() == [0] * 16
+  assert observation["instruction"].tolist() == (
+      [0] * dmlab30.INSTRUCTION_MAX_LENGTH)
 
 
 def test_training_uses_train_scripts_without_hold_out_settings(fake_lab):
@@ -160,10 +161,11 @@ def test_batched_through_dm_env_batch(fake_lab):
       [dmlab30.make("language_select_described_object", seed=s,
                     extra_config=SHORT) for s in (1, 2)],
       num_actions=dmlab30.NUM_ACTIONS)
+  length = dmlab30.INSTRUCTION_MAX_LENGTH
   assert batch.observation_spec == {"frame": ((72, 96, 3), np.uint8),
-                                    "instruction": ((16,), np.int32)}
+                                    "instruction": ((length,), np.int32)}
   out = batch.reset()
-  assert out.observation["instruction"].shape == (2, 16)
+  assert out.observation["instruction"].shape == (2, length)
   assert (out.observation["instruction"][:, 0] > 0).all()
   rewards = []
   for _ in range(3):

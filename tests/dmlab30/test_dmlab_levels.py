@@ -58,25 +58,6 @@ def test_unknown_level_lists_the_valid_names():
     assert name in message
 
 
-def test_assign_levels_round_robin_gives_every_task_the_same_actors():
-  assignment = dmlab30.assign_levels(150)
-  assert assignment[:30] == list(dmlab30.LEVELS)
-  assert assignment[30:60] == list(dmlab30.LEVELS)
-  assert {assignment.count(n) for n in dmlab30.LEVELS} == {5}
-
-
-def test_assign_levels_uneven_and_custom_levels():
-  assert dmlab30.assign_levels(5, ["rooms_watermaze", "psychlab_visual_search"]
-                               ) == ["rooms_watermaze", "psychlab_visual_search",
-                                     "rooms_watermaze", "psychlab_visual_search",
-                                     "rooms_watermaze"]
-  assert dmlab30.assign_levels(2) == list(dmlab30.LEVELS[:2])
-  with pytest.raises(ValueError, match="at least 1"):
-    dmlab30.assign_levels(0)
-  with pytest.raises(ValueError, match="Unknown DMLab-30 level"):
-    dmlab30.assign_levels(3, ["pong"])
-
-
 def test_action_set_is_table_d2():
   assert dmlab30.ACTION_SET.dtype == __import__("numpy").intc
   assert dmlab30.ACTION_SET.shape == (9, 7)

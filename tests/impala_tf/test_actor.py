@@ -9,7 +9,7 @@ from impala_tf import actor as actor_lib
 from impala_tf import envs
 from impala_tf import networks
 from impala_tf import trajectory
-from impala_tf.testing import catch
+from impala_tf.suites import catch
 
 T = 7
 
@@ -17,7 +17,7 @@ T = 7
 def _actor(use_lstm, num_envs=3, seed=0):
   env = envs.DmEnvBatch([catch.Catch(seed=seed + i) for i in range(num_envs)],
                         catch.NUM_ACTIONS)
-  net = networks.make_network(catch.NUM_ACTIONS, use_lstm=use_lstm)
+  net = networks.ImpalaNetwork(catch.NUM_ACTIONS, use_lstm=use_lstm)
   return actor_lib.Actor(env, net, T, level_ids=[0, 1, 2][:num_envs],
                          seed=seed)
 
@@ -111,7 +111,7 @@ def test_stacked_atari_frames_are_sent_once_and_rebuilt_exactly():
   # restart with zeros) and Breakout's life losses (`done`, stack goes on).
   env = _RecordingEnv(atari57.make_batched("breakout", 3, seed=1,
                                            max_episode_frames=240))
-  net = networks.make_network(env.num_actions, use_lstm=False)
+  net = networks.ImpalaNetwork(env.num_actions, use_lstm=False)
   actor = actor_lib.Actor(env, net, T, seed=0)
   assert "frame" not in actor.specs
   restarts = lives_lost = 0
@@ -154,7 +154,7 @@ class _StackedCatch(envs.DmEnvBatch):
 
 def test_a_stack_that_does_not_slide_is_refused():
   env = _StackedCatch()
-  net = networks.make_network(catch.NUM_ACTIONS, use_lstm=False)
+  net = networks.ImpalaNetwork(catch.NUM_ACTIONS, use_lstm=False)
   actor = actor_lib.Actor(env, net, T)
   with pytest.raises(RuntimeError, match=r"neither moved on by one frame"):
     actor.unroll()

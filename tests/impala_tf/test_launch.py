@@ -164,7 +164,7 @@ def test_signal_stops_every_process_and_port_is_private(tmp_path, sig):
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--suite=procgen"], "value should be one of"),
+    (["--suite=procgen"], "Unknown suite 'procgen'; expected one of atari57"),
     (["--suite=atari57", "--levels=pongg"], "pong"),
     (["--suite=catch", "--num_actors=0"], "--num_actors must be at least 1"),
     (["--suite=catch", "--batch_size=64", "--queue_capacity=32"],
@@ -195,26 +195,21 @@ def test_unreachable_learner_is_a_clear_error(tmp_path):
 def test_actor_whose_learner_dies_stops_with_one_clear_line(tmp_path):
   # Cluster mode: no supervisor ends the actor, so it must notice by itself.
   port = server_lib.free_port()
-  marker = str(tmp_path)
-  learner = subprocess.Popen(
-      [sys.executable, "-m", "impala_tf.launch", "--suite=catch",
-       "--job=learner", f"--port={port}", "--num_actors=1",
-       f"--logdir={marker}/learner", "--total_frames=100000000"],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+  learner = Launch(tmp_path, "--suite=catch", "--job=learner",
+                   f"--port={port}", "--num_actors=1",
+                   "--total_frames=100000000")
   actor = Launch(tmp_path, "--suite=catch", "--job=actor",
                  f"--learner_address=127.0.0.1:{port}", "--num_actors=1")
   try:
     actor.wait_for(r"Actor 0: connected")
-    time.sleep(3)  # Sending unrolls.
-    learner.kill()
-    learner.wait()
+    learner.wait_for(r"^frames [\d,]+ ")  # The actor's unrolls arrive.
+    learner.proc.kill()
+    learner.proc.wait()
     code = actor.proc.wait(timeout=60)
     actor._reader.join(timeout=5)  # pylint: disable=protected-access
     assert code == 1, actor.output
     assert "Actor 0 lost the learner after" in actor.output
     assert "Traceback" not in actor.output
   finally:
-    if learner.poll() is None:
-      learner.kill()
-      learner.wait()
+    learner.kill_everything()
     actor.kill_everything()

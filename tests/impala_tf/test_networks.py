@@ -32,7 +32,7 @@ def _random_input(rng, spec, num_actions, num_steps, batch_size,
 @pytest.mark.parametrize("torso", ["shallow", "deep"])
 @pytest.mark.parametrize("use_lstm", [True, False])
 def test_atari_output_shapes(torso, use_lstm):
-  net = networks.make_network(18, torso=torso, use_lstm=use_lstm)
+  net = networks.ImpalaNetwork(18, torso=torso, use_lstm=use_lstm)
   inputs = _random_input(np.random.default_rng(0), ATARI_SPEC, 18, 3, 2)
   out, state = net.unroll(inputs, net.initial_state(2))
   assert out.policy_logits.shape == (3, 2, 18)
@@ -45,7 +45,7 @@ def test_atari_output_shapes(torso, use_lstm):
 
 @pytest.mark.parametrize("torso", ["shallow", "deep"])
 def test_dmlab_output_shapes(torso):
-  net = networks.make_network(9, torso=torso, use_instruction=True)
+  net = networks.ImpalaNetwork(9, torso=torso, use_instruction=True)
   inputs = _random_input(np.random.default_rng(0), DMLAB_SPEC, 9, 4, 3)
   out, _ = net.unroll(inputs, net.initial_state(3))
   assert out.policy_logits.shape == (4, 3, 9)
@@ -55,7 +55,7 @@ def test_dmlab_output_shapes(torso):
 @pytest.mark.parametrize("torso,paper_count", [("shallow", 1.2e6),
                                                ("deep", 1.6e6)])
 def test_parameter_counts_match_the_paper(torso, paper_count):
-  net = networks.make_network(9, torso=torso, use_instruction=True)
+  net = networks.ImpalaNetwork(9, torso=torso, use_instruction=True)
   net(tf.nest.map_structure(lambda x: x[0], networks.dummy_input(
       DMLAB_SPEC, batch_size=1, num_steps=1)), net.initial_state(1))
   count = sum(int(np.prod(v.shape)) for v in net.trainable_variables)
@@ -65,7 +65,7 @@ def test_parameter_counts_match_the_paper(torso, paper_count):
 @pytest.mark.parametrize("torso", ["shallow", "deep"])
 def test_unroll_equals_stepping_with_resets(torso):
   rng = np.random.default_rng(1)
-  net = networks.make_network(9, torso=torso, use_instruction=True)
+  net = networks.ImpalaNetwork(9, torso=torso, use_instruction=True)
   num_steps, batch_size = 6, 3
   inputs = _random_input(rng, DMLAB_SPEC, 9, num_steps, batch_size,
                          done_prob=0.3)
@@ -88,7 +88,7 @@ def test_unroll_equals_stepping_with_resets(torso):
 
 def test_done_resets_the_core_state():
   rng = np.random.default_rng(2)
-  net = networks.make_network(4, use_lstm=True)
+  net = networks.ImpalaNetwork(4, use_lstm=True)
   inputs = _random_input(rng, ATARI_SPEC, 4, 1, 2)
   inputs.done[:] = True
   fresh, _ = net.unroll(inputs, net.initial_state(2))
@@ -105,7 +105,7 @@ def test_done_resets_the_core_state():
 
 def test_instruction_changes_the_output():
   rng = np.random.default_rng(3)
-  net = networks.make_network(9, use_instruction=True)
+  net = networks.ImpalaNetwork(9, use_instruction=True)
   inputs = _random_input(rng, DMLAB_SPEC, 9, 1, 2)
   out1, _ = net.unroll(inputs, net.initial_state(2))
   tokens = inputs.observation["instruction"].copy()
@@ -126,7 +126,7 @@ def test_instruction_padding_does_not_change_the_encoding():
 
 def test_reward_input_is_clipped_to_unit_range():
   rng = np.random.default_rng(4)
-  net = networks.make_network(4, use_lstm=False)
+  net = networks.ImpalaNetwork(4, use_lstm=False)
   inputs = _random_input(rng, ATARI_SPEC, 4, 1, 1)
   inputs = inputs._replace(reward=np.full((1, 1), 1.0, np.float32))
   at_one, _ = net.unroll(inputs, ())
@@ -137,4 +137,4 @@ def test_reward_input_is_clipped_to_unit_range():
 
 def test_unknown_torso_is_rejected():
   with pytest.raises(ValueError, match="shallow"):
-    networks.make_network(4, torso="resnet50")
+    networks.ImpalaNetwork(4, torso="resnet50")

@@ -12,8 +12,7 @@ import pytest
 
 from impala_tf.runtime import isolation, processes, server
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import runtime_roles as roles  # pylint: disable=g-import-not-at-top,wrong-import-position
+from impala_tf.testing import runtime_roles as roles
 
 
 def _gone(pid: int) -> bool:

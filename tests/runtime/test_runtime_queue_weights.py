@@ -2,15 +2,13 @@
 processes: a learner process (driven by commands) and actor processes."""
 
 import collections
-import sys
 import time
 
 import pytest
 
 from impala_tf.runtime import server
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import runtime_roles as roles  # pylint: disable=g-import-not-at-top,wrong-import-position
+from impala_tf.testing import runtime_roles as roles
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +72,21 @@ def test_runtime_sigkilled_actor_leaves_queue_usable(learner, spawn):
   reported = {1: victim.read_until("enqueued")["enqueued"],
               2: steady.read_until("enqueued")["enqueued"]}
   late.read_until("waiting")
-  time.sleep(1.0)
   # Backpressure: with nobody dequeuing, the actors stop at the capacity
   # (plus at most one item per other actor racing for the last place), and
-  # every enqueue they reported has really arrived.
-  for actor_id, actor in ((1, victim), (2, steady)):
-    for msg in actor.drain():
-      reported[actor_id] = max(reported[actor_id], msg.get("enqueued", 0))
-  size = learner.call(cmd="size", name="q_kill")["size"]
-  assert 4 <= size <= 5 and reported[1] + reported[2] == size, (size, reported)
+  # every enqueue they reported has really arrived. Wait until the queue is
+  # full and every enqueue in it has been reported, however slow the machine.
+  deadline = time.monotonic() + 30
+  while True:
+    for actor_id, actor in ((1, victim), (2, steady)):
+      for msg in actor.drain():
+        reported[actor_id] = max(reported[actor_id], msg.get("enqueued", 0))
+    size = learner.call(cmd="size", name="q_kill")["size"]
+    if size >= 4 and reported[1] + reported[2] == size:
+      break
+    assert time.monotonic() < deadline, (size, reported)
+    time.sleep(0.1)
+  assert size <= 5, (size, reported)
   victim.kill()
   # A new actor connects and attaches while the queue is full and an actor
   # waits for room: waiting actors must not hold up the learner's server.

@@ -6,18 +6,7 @@ import pytest
 
 from impala_tf import experiment
 from impala_tf import presets
-from impala_tf import training
-
-
-def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
-  stats = training.EpisodeStats(["a", "b"])
-  returns = np.full((2, 4), np.nan, np.float32)
-  returns[0, 0] = 99.0  # Step 0 repeats the previous unroll: not counted.
-  returns[0, 2] = 3.0
-  returns[1, 3] = -1.0
-  stats.add(returns, np.array([0, 1]))
-  assert stats.mean_returns() == {"a": 3.0, "b": -1.0}
-  assert stats.counts == [1, 1]
+from impala_tf import in_process
 
 
 def test_queue_smaller_than_a_batch_is_refused():
@@ -30,7 +19,7 @@ def test_queue_smaller_than_a_batch_is_refused():
 def test_threads_learn_catch(tmp_path):
   exp = experiment.build("catch", envs_per_actor=8)
   lines = []
-  result = training.train_in_process(exp, num_actors=2,
+  result = in_process.train_in_process(exp, num_actors=2,
                                      logdir=str(tmp_path), log=lines.append,
                                      log_interval_s=2.0)
   assert result.num_frames >= presets.CATCH.total_frames
@@ -49,7 +38,7 @@ def test_atari_stacked_frames_reach_the_learner(tmp_path):
   exp = experiment.build("atari57", ["pong"], config, envs_per_actor=4)
   assert exp.frame_stack == 4
   assert "newest_frame" in exp.trajectory_specs()
-  result = training.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
+  result = in_process.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
                                      log=lambda _: None)
   assert result.num_updates >= 3
   assert result.num_frames >= config.total_frames

@@ -1,4 +1,4 @@
-"""Catch: a small, fast `dm_env` environment the whole pipeline can learn.
+"""Catch: a small, fast suite the whole pipeline learns in seconds.
 
 A ball starts in a random column of the top row and falls one row per step;
 the agent moves a paddle on the bottom row left, not at all, or right. When
@@ -13,16 +13,20 @@ computed from input pixels 0..19 only, so on a larger frame the bottom rows,
 where the paddle is, would be invisible to it.
 """
 
-from typing import Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import dm_env
 from dm_env import specs
 import numpy as np
 
+from impala_tf import envs
+from impala_tf import suites
+
 ROWS, COLUMNS = 10, 5
 CELL_HEIGHT, CELL_WIDTH = 2, 4
 FRAME_SHAPE = (ROWS * CELL_HEIGHT, COLUMNS * CELL_WIDTH, 1)
-NUM_ACTIONS = 3  # left, stay, right
+ACTION_NAMES = ("LEFT", "STAY", "RIGHT")
+NUM_ACTIONS = len(ACTION_NAMES)
 EPISODE_LENGTH = ROWS - 1  # agent steps until the ball lands
 
 
@@ -68,3 +72,35 @@ class Catch(dm_env.Environment):
 
   def action_spec(self):
     return specs.DiscreteArray(NUM_ACTIONS, name="action")
+
+
+class CatchSuite(suites.Suite):
+  """One level, "catch"; evaluation plays plain episodes."""
+
+  name = "catch"
+  default_preset = "catch"
+  default_levels = ("catch",)
+  envs_per_actor = 8
+  action_repeat = 1
+
+  def canonical_level(self, name: str) -> str:
+    if name != "catch":
+      raise ValueError(f"The catch suite has one level, 'catch'; got "
+                       f"{name!r}.")
+    return name
+
+  def env_spec(self, levels: Sequence[str],
+               options: Mapping[str, Any]) -> suites.EnvSpec:
+    return suites.EnvSpec(NUM_ACTIONS, ACTION_NAMES,
+                          {"frame": (FRAME_SHAPE, np.dtype(np.uint8))}, 1)
+
+  def make_train_env(self, levels, level_ids, seed, options):
+    return envs.DmEnvBatch([Catch(seed=seed + j)
+                            for j in range(len(level_ids))], NUM_ACTIONS)
+
+  def make_eval_env(self, level, num_envs, seed, options):
+    return self.make_train_env((level,), np.zeros(num_envs, np.int32), seed,
+                               options)
+
+
+SUITE = suites.register(CatchSuite())

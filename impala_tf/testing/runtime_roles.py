@@ -2,7 +2,7 @@
 commands on stdin, actors that enqueue recognisable trajectories, and a reader
 of published weights. Also the helpers the tests use to drive them.
 
-Run as ``python runtime_roles.py ROLE ...``.
+Run as ``python -m impala_tf.testing.runtime_roles ROLE ...``.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ class Proc:
   def __init__(self, *role_args: str, stdin: bool = False):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     self.popen = subprocess.Popen(
-        [sys.executable, __file__, *role_args],
+        [sys.executable, "-m", "impala_tf.testing.runtime_roles", *role_args],
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE, text=True, env=env)
     self._lines: pyqueue.Queue = pyqueue.Queue()

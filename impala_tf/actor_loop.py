@@ -1,0 +1,77 @@
+"""The actor's main loop: refresh weights, unroll, enqueue, until told to stop.
+
+The same loop runs in an actor process (attached to the learner's channels
+over TF's distributed runtime) and in an actor thread of the in-process
+variant (`in_process.py`).
+"""
+
+import threading
+import time
+from typing import Callable, Optional
+
+import tensorflow as tf
+
+from impala_tf import actor as actor_lib
+from impala_tf import networks
+from impala_tf.runtime import queue as queue_runtime
+from impala_tf.runtime import server as server_lib
+from impala_tf.runtime import weights as weights_runtime
+
+
+def build_actor_network(experiment) -> networks.ImpalaNetwork:
+  """The experiment's network with its variables created (weights are
+  copied into them from the learner before every unroll)."""
+  network = experiment.make_network()
+  network(networks.dummy_input(experiment.observation_spec),
+          network.initial_state(1))
+  return network
+
+
+def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
+              stop: Optional[threading.Event] = None,
+              log: Callable[[str], None] = print,
+              network: Optional[networks.ImpalaNetwork] = None) -> int:
+  """Steps, refreshes weights before every unroll, enqueues; returns the
+  number of unrolls sent when the queue closes or `stop` is set.
+
+  Args:
+    channels: the learner's `runtime.channels.Channels`.
+    network: the actor's copy of the policy, built by `build_actor_network`
+      (default: built here).
+  """
+  stop = stop or threading.Event()
+  env = experiment.make_env(actor_index, seed=seed)
+  if network is None:
+    network = build_actor_network(experiment)
+  actor = actor_lib.Actor(env, network, experiment.config.unroll_length,
+                          level_ids=experiment.level_ids(actor_index),
+                          seed=seed * 7919 + actor_index)
+  version = None
+  unrolls = 0
+  try:
+    while not stop.is_set():
+      try:
+        flat, published = channels.weights.read()
+      except weights_runtime.WeightsNotPublishedError:
+        time.sleep(0.2)
+        continue
+      if published != version:
+        weights_runtime.unflatten_into(network.trainable_variables, flat)
+        version = published
+      trajectories = actor.unroll(policy_version=version)
+      try:
+        channels.queue.enqueue_many(trajectories)
+      except queue_runtime.QueueClosedError:
+        break
+      unrolls += 1
+  except tf.errors.UnavailableError as e:
+    # A learner that ends normally closes the queue first (handled above);
+    # this is one that died. TF's message is a page of gRPC detail.
+    raise server_lib.LearnerLostError(
+        f"Actor {actor_index} lost the learner after {unrolls} unrolls "
+        f"({e.message.splitlines()[0]}); stopping.") from None
+  finally:
+    env.close()
+  log(f"Actor {actor_index}: sent {unrolls} unrolls of "
+      f"{experiment.envs_per_actor} trajectories; stopping.")
+  return unrolls

@@ -1,0 +1,46 @@
+"""What every part of the learner's loop implements, and what it is given."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Update(NamedTuple):
+  """One update as the parts see it.
+
+  Attributes:
+    batch: the staged batch the update trained on (`[B, T+1, ...]`).
+    logs: the update's scalar logs (`learner.Learner.update`).
+    policy_lag: int64 `[B]`, learner updates between the weights each
+      trajectory was made with and the weights it was trained on.
+  """
+  batch: dict
+  logs: dict
+  policy_lag: np.ndarray
+
+
+class LoopPart:
+  """A part of the learner's loop; every hook is optional.
+
+  * `start(loop)` once before the first update (restore a checkpoint,
+    publish the first weights);
+  * `after_update(loop, update)` after every update;
+  * `tick(loop, now)` after every update and every idle second (periodic
+    work: progress lines, checkpoints);
+  * `end(loop)` once on the way out, whatever the reason (last checkpoint,
+    flush summaries), in reverse order of the parts.
+
+  `loop` is the running `loop.LearnerLoop`.
+  """
+
+  def start(self, loop) -> None:
+    del loop
+
+  def after_update(self, loop, update: Update) -> None:
+    del loop, update
+
+  def tick(self, loop, now: float) -> None:
+    del loop, now
+
+  def end(self, loop) -> None:
+    del loop

@@ -1,0 +1,160 @@
+"""The loop that ties the parts together, and the batch stager.
+
+The loop itself only takes staged batches and runs updates until the frame
+budget is spent or it is told to stop; everything else is a
+`base.LoopPart`.
+"""
+
+import dataclasses
+import math
+import queue as queue_lib
+import threading
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from impala_tf import trajectory
+from impala_tf.learner_loop import base
+from impala_tf.learner_loop import episodes
+from impala_tf.runtime import queue as queue_runtime
+
+
+@dataclasses.dataclass
+class TrainingResult:
+  """What a finished (or stopped) learner reports."""
+  num_frames: int
+  num_updates: int
+  elapsed_s: float
+  mean_returns: dict[str, float]  # level → mean of its last 100 episodes
+  episodes: dict[str, int]        # level → finished episodes seen
+
+  @property
+  def mean_return(self) -> float:
+    """Mean over levels of each level's recent mean return (NaN if none)."""
+    values = [v for v in self.mean_returns.values() if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+class BatchStager:
+  """Dequeues the next batch and moves it to the compute device while the
+  current update runs (the paper's StagingArea; adds at most one update of
+  policy lag). Stacked frames are rebuilt there (`trajectory.restore_frames`).
+  """
+
+  def __init__(self, trajectory_queue, batch_size: int, device: str):
+    self._queue = trajectory_queue
+    self._batch_size = batch_size
+    self._device = device
+    self._ready = queue_lib.Queue(maxsize=1)
+    # XLA fuses the byte-wise gather, mask and transpose of the rebuild;
+    # TF's own kernels are several times slower (docs/benchmarks.md).
+    self._restore = tf.function(trajectory.restore_frames, jit_compile=True)
+    self._thread = threading.Thread(target=self._run, daemon=True,
+                                    name="batch-stager")
+    self._thread.start()
+
+  def _run(self):
+    while True:
+      try:
+        batch = self._queue.dequeue_many(self._batch_size)
+        with tf.device(self._device):
+          batch = self._restore({k: tf.identity(v) for k, v in batch.items()})
+      except (queue_runtime.QueueClosedError, tf.errors.OutOfRangeError,
+              tf.errors.CancelledError) as error:
+        self._ready.put(error)
+        return
+      self._ready.put(batch)
+
+  def get(self, timeout_s: Optional[float] = None):
+    """The next staged batch; raises QueueClosedError once the queue is,
+    and `queue.Empty` after `timeout_s` without one."""
+    item = self._ready.get(timeout=timeout_s)
+    if isinstance(item, Exception):
+      self._ready.put(item)  # Later calls see the same end.
+      raise queue_runtime.QueueClosedError(str(item))
+    return item
+
+
+class LearnerLoop:
+  """Runs updates on staged batches and calls the parts (module docstring).
+
+  Attributes the parts read: `experiment`, `learner`, `trajectory_queue`,
+  `episodes` (the run's `episodes.EpisodeStats`), `log`, `start_time`,
+  `wait_s` (total seconds spent waiting for a batch), `num_frames`,
+  `num_updates`.
+  """
+
+  def __init__(self, experiment, learner, trajectory_queue,
+               parts: Sequence[base.LoopPart], *,
+               stop: Optional[threading.Event] = None,
+               log: Callable[[str], None] = print):
+    self.experiment = experiment
+    self.learner = learner
+    self.trajectory_queue = trajectory_queue
+    self.episodes = episodes.EpisodeStats(experiment.levels)
+    self.parts = [self.episodes, *parts]
+    self.stop = stop or threading.Event()
+    self.log = log
+    self.start_time = time.time()
+    self.wait_s = 0.0
+
+  @property
+  def num_frames(self) -> int:
+    return int(self.learner.num_frames.numpy())
+
+  @property
+  def num_updates(self) -> int:
+    return int(self.learner.num_updates.numpy())
+
+  def part(self, kind: type):
+    """The loop's part of class `kind` (None if it has none)."""
+    return next((p for p in self.parts if isinstance(p, kind)), None)
+
+  def run(self) -> TrainingResult:
+    """Trains until `config.total_frames` (or `stop`), then closes the
+    queue (actors blocked on it exit) and ends every part."""
+    total_frames = self.experiment.config.total_frames
+    device = self.learner.strategy.extended.worker_devices[0]
+    self.start_time = time.time()
+    started = []
+    try:
+      for part in self.parts:
+        part.start(self)
+        started.append(part)
+      stager = BatchStager(self.trajectory_queue,
+                           self.experiment.config.batch_size, device)
+      while self.num_frames < total_frames and not self.stop.is_set():
+        wait_start = time.time()
+        try:
+          batch = stager.get(timeout_s=1.0)
+        except queue_lib.Empty:
+          self.wait_s += time.time() - wait_start
+          self._tick()
+          continue
+        except queue_runtime.QueueClosedError:
+          self.log("The trajectory queue closed; stopping.")
+          break
+        self.wait_s += time.time() - wait_start
+        updates_before = self.num_updates
+        logs = self.learner.update(batch)
+        update = base.Update(batch, logs,
+                        updates_before - batch["policy_version"].numpy())
+        for part in self.parts:
+          part.after_update(self, update)
+        self._tick()
+    finally:
+      self.trajectory_queue.close(cancel_pending_enqueues=True)
+      for part in reversed(started):
+        part.end(self)
+    return TrainingResult(
+        num_frames=self.num_frames, num_updates=self.num_updates,
+        elapsed_s=time.time() - self.start_time,
+        mean_returns=self.episodes.mean_returns(),
+        episodes=dict(zip(self.episodes.levels, self.episodes.counts)))
+
+  def _tick(self):
+    now = time.time()
+    for part in self.parts:
+      part.tick(self, now)

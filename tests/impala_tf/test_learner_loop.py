@@ -1,0 +1,67 @@
+"""The learner's loop in parts: episode statistics, and a part added from
+outside that sees every hook in order."""
+
+import numpy as np
+
+from impala_tf import experiment
+from impala_tf import in_process
+from impala_tf import learner_loop
+from impala_tf import presets
+from impala_tf.learner_loop import episodes
+
+
+def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
+  stats = episodes.EpisodeStats(["a", "b"])
+  returns = np.full((2, 4), np.nan, np.float32)
+  returns[0, 0] = 99.0  # Step 0 repeats the previous unroll: not counted.
+  returns[0, 2] = 3.0
+  returns[1, 3] = -1.0
+  stats.add(returns, np.array([0, 1]))
+  assert stats.mean_returns() == {"a": 3.0, "b": -1.0}
+  assert stats.counts == [1, 1]
+
+
+class RecordingPart(learner_loop.LoopPart):
+  """Records the hooks it sees and what the loop shows it."""
+
+  def __init__(self):
+    self.calls = []
+    self.frames_seen = []
+
+  def start(self, loop):
+    self.calls.append("start")
+    self.start_frames = loop.num_frames
+
+  def after_update(self, loop, update):
+    self.calls.append("after_update")
+    self.frames_seen.append(loop.num_frames)
+    assert update.policy_lag.shape == (loop.experiment.config.batch_size,)
+    assert (update.policy_lag >= 0).all()
+    assert "total_loss" in update.logs
+
+  def tick(self, loop, now):
+    self.calls.append("tick")
+
+  def end(self, loop):
+    self.calls.append("end")
+
+
+def test_a_part_added_from_outside_sees_every_hook_in_order(tmp_path):
+  config = presets.CATCH.replace(batch_size=8, unroll_length=5,
+                                 total_frames=4 * 8 * 5)
+  exp = experiment.build("catch", config=config, envs_per_actor=4)
+  part = RecordingPart()
+  lines = []
+  result = in_process.train_in_process(exp, num_actors=1,
+                                       logdir=str(tmp_path), log=lines.append,
+                                       extra_parts=[part])
+  assert result.num_updates == 4
+  assert part.calls[0] == "start" and part.calls[-1] == "end"
+  # Every update is followed by a tick.
+  body = part.calls[1:-1]
+  updates = [i for i, c in enumerate(body) if c == "after_update"]
+  assert len(updates) == 4
+  assert all(body[i + 1] == "tick" for i in updates)
+  assert part.start_frames == 0
+  assert part.frames_seen == [8 * 5 * k for k in range(1, 5)]
+  assert lines[-1].startswith("Done: 160 frames, 4 updates")
