@@ -28,7 +28,8 @@ setuptools.setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        # The plot command's tests draw with matplotlib.
+        "test": ["pytest>=8", "matplotlib"],
         "plot": ["matplotlib"],
     },
 )

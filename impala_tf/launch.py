@@ -36,9 +36,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-# TF's C++ start-up and gRPC chatter would drown the progress lines; children
-# inherit the setting. Errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from impala_tf import tf_startup
 
 FLAGS = flags.FLAGS
 
@@ -67,6 +65,12 @@ flags.DEFINE_string("logdir", None, "Checkpoints, TensorBoard summaries and "
                     "runs/<suite>-<time>.")
 flags.DEFINE_integer("seed", 0, "Seeds environments and action sampling.")
 flags.DEFINE_float("log_interval_s", 5.0, "Seconds between progress lines.")
+flags.DEFINE_integer("tf_log_level", None, "TensorFlow's C++ log level in "
+                     "every process (TF_CPP_MIN_LOG_LEVEL: 0 all, 1 no INFO, "
+                     "2 no WARNING, 3 no ERROR either). Default: "
+                     "TF_CPP_MIN_LOG_LEVEL if set, else 3, which hides TF's "
+                     "start-up lines (oneDNN notices, CUDA probing).",
+                     lower_bound=0, upper_bound=3)
 flags.DEFINE_float("checkpoint_interval_s", 600.0, "Seconds between "
                    "checkpoints (one is also written at the end).")
 flags.DEFINE_enum("run_mode", "processes", ["processes", "threads"],
@@ -205,11 +209,20 @@ def _queue_capacity(exp, num_actors) -> int:
   return capacity
 
 
-def _write_result(logdir, result):
-  os.makedirs(logdir, exist_ok=True)
-  with open(os.path.join(logdir, "result.json"), "w") as f:
-    json.dump(dataclasses.asdict(result) | {"mean_return": result.mean_return},
-              f, indent=2)
+def _check_resume(exp) -> list[str]:
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  try:
+    return run_dir.check_resume(FLAGS.logdir, exp)
+  except run_dir.ResumeMismatchError as e:
+    raise UsageError(str(e)) from None
+
+
+def _stop_on_signals(stop: threading.Event):
+  """SIGTERM (the supervisor, a cluster manager) and SIGINT (Ctrl-C) end
+  the run cleanly: the current update finishes, a checkpoint is saved and
+  the queue closed, instead of dying mid-write."""
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda *_: stop.set())
 
 
 def _log(message: str):
@@ -217,6 +230,7 @@ def _log(message: str):
 
 
 def _run_learner_role(exp, port: int, num_actors: int):
+  tf_startup.import_tensorflow()
   from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
@@ -235,19 +249,17 @@ def _run_learner_role(exp, port: int, num_actors: int):
       exp, weights_runtime.num_elements(learner.variables), capacity,
       server.device)
   stop = threading.Event()
-  # The supervisor stops children with SIGTERM: finish the current update,
-  # save a checkpoint and close the queue instead of dying mid-write.
-  signal.signal(signal.SIGTERM, lambda *_: stop.set())
-  result = learner_loop.run_learner(
+  _stop_on_signals(stop)
+  if FLAGS.logdir:
+    _check_resume(exp)
+  learner_loop.run_learner(
       exp, learner, channels, queue_capacity=capacity,
       logdir=FLAGS.logdir, log_interval_s=FLAGS.log_interval_s,
       checkpoint_interval_s=FLAGS.checkpoint_interval_s, stop=stop, log=_log)
-  if FLAGS.logdir:
-    _write_result(FLAGS.logdir, result)
 
 
 def _run_actor_role(exp, task: int, learner_address: str):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf = tf_startup.import_tensorflow()
   from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
@@ -257,7 +269,7 @@ def _run_actor_role(exp, task: int, learner_address: str):
   tf.config.threading.set_intra_op_parallelism_threads(FLAGS.actor_threads)
   tf.config.threading.set_inter_op_parallelism_threads(FLAGS.actor_threads)
   device = server_lib.connect_to_learner(
-      learner_address, timeout_s=FLAGS.connect_timeout_s,
+      learner_address, timeout_s=FLAGS.connect_timeout_s, quiet_s=15.0,
       log=lambda m: _log(f"Actor {task}: {m}"))
   # Everything but the queue and weight ops runs on this process's CPU.
   with tf.device(server_lib.LOCAL_CPU):
@@ -278,7 +290,10 @@ def _run_local(exp, num_actors: int, argv):
   from impala_tf.runtime import processes  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
 
-  this = [sys.executable, "-m", "impala_tf.launch", *argv[1:]]
+  # The run directory as resolved here (a default one has the time in its
+  # name): every child must use the same.
+  this = [sys.executable, "-m", "impala_tf.launch", *argv[1:],
+          f"--logdir={FLAGS.logdir}"]
   supervisor = processes.Supervisor(log=_log)
   if (FLAGS.isolation == "auto" and not isolation.is_isolated() and
       isolation.private_network_available()):
@@ -310,6 +325,9 @@ def main(argv):
   if len(argv) > 1:
     raise UsageError(f"Unexpected arguments {argv[1:]}; every option is a "
                      "--flag (see --helpfull).")
+  # Before TensorFlow is imported (it reads the level once); children
+  # inherit it.
+  tf_startup.set_log_level(FLAGS.tf_log_level)
   exp = _build_experiment()
   if FLAGS.logdir is None and FLAGS.job is None:
     FLAGS.logdir = os.path.join(
@@ -322,15 +340,22 @@ def main(argv):
     role = _tf_config_role()
   if role is None:
     if FLAGS.run_mode == "threads":
+      tf_startup.import_tensorflow()
       from impala_tf import in_process  # pylint: disable=g-import-not-at-top
-      result = in_process.train_in_process(
-          exp, num_actors, queue_capacity=_queue_capacity(exp, num_actors),
+      capacity = _queue_capacity(exp, num_actors)
+      _check_resume(exp)
+      stop = threading.Event()
+      _stop_on_signals(stop)
+      in_process.train_in_process(
+          exp, num_actors, queue_capacity=capacity,
           logdir=FLAGS.logdir, seed=FLAGS.seed,
           log_interval_s=FLAGS.log_interval_s,
-          checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log)
-      _write_result(FLAGS.logdir, result)
+          checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log,
+          stop=stop)
       return 0
-    _queue_capacity(exp, num_actors)  # Refuse bad sizes before starting.
+    # Refuse bad sizes and a mismatched run directory before starting.
+    _queue_capacity(exp, num_actors)
+    _check_resume(exp)
     return _run_local(exp, num_actors, sys.argv)
 
   job, task, learner_address = role
@@ -352,6 +377,7 @@ def main(argv):
 
 def run():
   """Console entry point: bad input is one line on stderr and exit code 2."""
+  from impala_tf import errors  # pylint: disable=g-import-not-at-top
   from impala_tf import suites  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
 
@@ -364,6 +390,11 @@ def run():
       return 2
     except server_lib.LearnerLostError as e:
       # Not a usage error: a supervisor or cluster manager may restart it.
+      print(f"impala_tf.launch: error: {e}", file=sys.stderr)
+      return 1
+    except errors.RunError as e:
+      # The learner's own failures (a broken staging thread, unreadable
+      # checkpoints): one line, and a non-zero exit.
       print(f"impala_tf.launch: error: {e}", file=sys.stderr)
       return 1
 

@@ -16,7 +16,6 @@ memory (docs/architecture.md gives the sizes).
 
 from typing import Mapping
 
-import numpy as np
 import tensorflow as tf
 
 from impala_tf import networks

@@ -5,8 +5,10 @@
 * `base.LoopPart` is what every other piece implements (hooks `start`,
   `after_update`, `tick`, `end`);
 * the parts of a run: episode statistics (`episodes.EpisodeStats`, always
-  there), weight publishing (`publishing.WeightPublisher`), checkpointing
-  (`checkpointing.Checkpointer`) and progress reporting
+  there), weight publishing (`publishing.WeightPublisher`), the run record
+  (`recording.RunRecord`: config.json, result.json), checkpointing
+  (`checkpointing.Checkpointer`), policy export at the end
+  (`exporting.PolicyExporter`) and progress reporting
   (`progress.ProgressReporter`).
 
 `run_learner` assembles the standard loop; a feature adds a part by passing
@@ -17,11 +19,14 @@ import os
 import threading
 from typing import Callable, Optional, Sequence
 
+from impala_tf import run_dir
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import checkpointing
+from impala_tf.learner_loop import exporting
 from impala_tf.learner_loop import loop as loop_lib
 from impala_tf.learner_loop import progress
 from impala_tf.learner_loop import publishing
+from impala_tf.learner_loop import recording
 
 LoopPart = base.LoopPart
 TrainingResult = loop_lib.TrainingResult
@@ -36,19 +41,27 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
                 ) -> loop_lib.TrainingResult:
   """Trains until `config.total_frames` (or `stop`), then closes the queue.
 
-  Publishes the weights before the first update (version 0 for a new run)
-  and after every update (version = number of updates so far). With a
-  `logdir`, restores the newest checkpoint there first, saves one every
-  `checkpoint_interval_s` and at the end, and writes TensorBoard summaries
-  of every progress line. Ends with the "Done" line.
+  Publishes the weights before the first update (version = the update
+  count: 0 for a new run) and after every update. With a `logdir` (layout
+  in `run_dir.py`): checks and saves config.json and restores the newest
+  readable checkpoint first; writes TensorBoard summaries with every
+  progress line; saves a checkpoint every `checkpoint_interval_s`; at the
+  end saves a last one, exports the policy and writes result.json. Ends
+  with the "Done" line.
 
   Args:
     channels: the `runtime.channels.Channels` the learner hosts.
   """
-  parts = [publishing.WeightPublisher(channels.weights)]
+  # Order matters: the checkpoint is restored before the first weights are
+  # published, or actors would start from the untrained ones.
+  parts = []
   if logdir:
+    parts.append(recording.RunRecord(logdir))
     parts.append(checkpointing.Checkpointer(
-        os.path.join(logdir, "checkpoints"), checkpoint_interval_s))
+        os.path.join(logdir, run_dir.CHECKPOINT_DIR), checkpoint_interval_s))
+    parts.append(exporting.PolicyExporter(
+        os.path.join(logdir, run_dir.SAVED_MODEL_DIR)))
+  parts.append(publishing.WeightPublisher(channels.weights))
   parts.append(progress.ProgressReporter(queue_capacity, log_interval_s,
                                          logdir))
   parts.extend(extra_parts)

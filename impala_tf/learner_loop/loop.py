@@ -15,6 +15,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from impala_tf import errors
+from impala_tf import faults
 from impala_tf import trajectory
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import episodes
@@ -35,6 +37,16 @@ class TrainingResult:
     """Mean over levels of each level's recent mean return (NaN if none)."""
     values = [v for v in self.mean_returns.values() if not math.isnan(v)]
     return float(np.mean(values)) if values else math.nan
+
+
+class StagingError(errors.RunError):
+  """Dequeuing or staging a batch failed for another reason than a closed
+  queue."""
+
+
+# How a closed trajectory queue shows up in the stager's thread.
+_QUEUE_CLOSED = (queue_runtime.QueueClosedError, tf.errors.OutOfRangeError,
+                 tf.errors.CancelledError)
 
 
 class BatchStager:
@@ -58,22 +70,34 @@ class BatchStager:
   def _run(self):
     while True:
       try:
+        faults.fail_if_injected("stager")
         batch = self._queue.dequeue_many(self._batch_size)
         with tf.device(self._device):
           batch = self._restore({k: tf.identity(v) for k, v in batch.items()})
-      except (queue_runtime.QueueClosedError, tf.errors.OutOfRangeError,
-              tf.errors.CancelledError) as error:
+      except Exception as error:  # pylint: disable=broad-except
+        # Handed to the learner's loop, which ends the run with it: an error
+        # that stayed in this thread would leave the loop waiting forever.
         self._ready.put(error)
         return
       self._ready.put(batch)
 
   def get(self, timeout_s: Optional[float] = None):
-    """The next staged batch; raises QueueClosedError once the queue is,
-    and `queue.Empty` after `timeout_s` without one."""
+    """The next staged batch.
+
+    Raises:
+      queue.Empty: none within `timeout_s`.
+      QueueClosedError: the queue was closed (the normal end).
+      StagingError: dequeuing or staging failed otherwise.
+    """
     item = self._ready.get(timeout=timeout_s)
     if isinstance(item, Exception):
       self._ready.put(item)  # Later calls see the same end.
-      raise queue_runtime.QueueClosedError(str(item))
+      if isinstance(item, _QUEUE_CLOSED):
+        raise queue_runtime.QueueClosedError(str(item))
+      raise StagingError(
+          f"The learner's batch staging failed: {type(item).__name__}: "
+          f"{str(item).strip().splitlines()[0] if str(item).strip() else ''}"
+      ) from item
     return item
 
 
@@ -83,7 +107,8 @@ class LearnerLoop:
   Attributes the parts read: `experiment`, `learner`, `trajectory_queue`,
   `episodes` (the run's `episodes.EpisodeStats`), `log`, `start_time`,
   `wait_s` (total seconds spent waiting for a batch), `num_frames`,
-  `num_updates`.
+  `num_updates`, and in `end` `error` (the exception ending the run, or
+  None).
   """
 
   def __init__(self, experiment, learner, trajectory_queue,
@@ -99,6 +124,7 @@ class LearnerLoop:
     self.log = log
     self.start_time = time.time()
     self.wait_s = 0.0
+    self.error: Optional[BaseException] = None
 
   @property
   def num_frames(self) -> int:
@@ -144,10 +170,17 @@ class LearnerLoop:
         for part in self.parts:
           part.after_update(self, update)
         self._tick()
+    except BaseException as error:
+      self.error = error
+      raise
     finally:
       self.trajectory_queue.close(cancel_pending_enqueues=True)
       for part in reversed(started):
         part.end(self)
+    return self.result()
+
+  def result(self) -> TrainingResult:
+    """The run's figures so far."""
     return TrainingResult(
         num_frames=self.num_frames, num_updates=self.num_updates,
         elapsed_s=time.time() - self.start_time,

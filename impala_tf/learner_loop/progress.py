@@ -74,7 +74,10 @@ class ProgressReporter(base.LoopPart):
                            elapsed=now - loop.start_time,
                            remaining=remaining))
     if self._writer is not None:
-      write_summaries(self._writer, progress, lag, mean_returns)
+      scores = {}
+      if not any(math.isnan(v) for v in mean_returns.values()):
+        scores = loop.experiment.suite_object.suite_scores(mean_returns)
+      write_summaries(self._writer, progress, lag, mean_returns, scores)
     self._last = (now, frames, updates, loop.wait_s)
     self._lags = []
 
@@ -109,8 +112,10 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
 
 
 def write_summaries(writer, progress: dict, lag: np.ndarray,
-                    mean_returns: dict):
-  """The figures of one progress line as summaries at step = frames."""
+                    mean_returns: dict, scores: dict):
+  """The figures of one progress line as summaries at step = frames, and
+  the suite's normalised scores (`score/mean`, ...: percent) once every
+  level has a recent return."""
   with writer.as_default(step=progress["frames"]):
     tf.summary.scalar("throughput/frames_per_s", progress["fps"])
     tf.summary.scalar("throughput/updates_per_s", progress["updates_per_s"])
@@ -123,6 +128,8 @@ def write_summaries(writer, progress: dict, lag: np.ndarray,
     for level, value in mean_returns.items():
       if not math.isnan(value):
         tf.summary.scalar(f"return/{level}", value)
+    for name, value in scores.items():
+      tf.summary.scalar(f"score/{name}", value)
 
 
 def done_line(result) -> str:

@@ -117,10 +117,12 @@ def _split_address(address: str) -> tuple[str, int]:
 def connect_to_learner(address: str, *, timeout_s: float = 60.0,
                        log: Callable[[str], None] = print,
                        initial_backoff_s: float = 0.5,
-                       max_backoff_s: float = 8.0) -> str:
+                       max_backoff_s: float = 8.0,
+                       quiet_s: float = 0.0) -> str:
   """Connects this (actor) process to the learner's server at ``address``.
 
-  Retries with exponential backoff, logging one line per retry, and raises
+  Retries with exponential backoff, logging one line per retry once
+  ``min(quiet_s, timeout_s / 4)`` have passed, and raises
   ``LearnerUnreachableError`` after ``timeout_s``. Returns the learner's CPU
   device string, where the actor places its queue and weight ops.
 
@@ -150,8 +152,11 @@ def connect_to_learner(address: str, *, timeout_s: float = 60.0,
           f"in {time.monotonic() - start:.1f}s ({attempt} attempts); is the "
           "learner running and is the address right?")
     pause = min(wait, remaining)
-    log(f"learner at {address} unreachable (attempt {attempt}); "
-        f"retrying in {pause:.1f}s")
+    # A learner takes a few seconds to start: the first retries are normal
+    # and not worth a line.
+    if time.monotonic() - start >= min(quiet_s, timeout_s / 4):
+      log(f"learner at {address} unreachable (attempt {attempt}); "
+          f"retrying in {pause:.1f}s")
     time.sleep(pause)
     wait = min(wait * 2, max_backoff_s)
 

@@ -1,12 +1,12 @@
 """The in-process variant: actors as threads learn the test environment."""
 
+import json
 
-import numpy as np
 import pytest
 
 from impala_tf import experiment
-from impala_tf import presets
 from impala_tf import in_process
+from impala_tf import presets
 
 
 def test_queue_smaller_than_a_batch_is_refused():
@@ -16,18 +16,17 @@ def test_queue_smaller_than_a_batch_is_refused():
 
 
 @pytest.mark.slow
-def test_threads_learn_catch(tmp_path):
-  exp = experiment.build("catch", envs_per_actor=8)
-  lines = []
-  result = in_process.train_in_process(exp, num_actors=2,
-                                     logdir=str(tmp_path), log=lines.append,
-                                     log_interval_s=2.0)
-  assert result.num_frames >= presets.CATCH.total_frames
+def test_threads_learn_catch(trained_catch_run):
+  # The shared fixture is this run: two actor threads, the Catch preset.
+  run, lines = trained_catch_run
+  result = json.loads((run / "result.json").read_text())
+  assert result["num_frames"] >= presets.CATCH.total_frames
   # Optimal is +1, uniformly random about -0.6.
-  assert result.mean_returns["catch"] >= 0.9, lines
+  assert result["mean_returns"]["catch"] >= 0.9, lines
+  assert result["status"] == "completed"
   assert any(line.startswith("frames ") for line in lines)
-  assert (tmp_path / "checkpoints" / "checkpoint").exists()
-  assert list(tmp_path.glob("events.out.tfevents.*"))
+  assert (run / "checkpoints" / "checkpoint").exists()
+  assert list(run.glob("events.out.tfevents.*"))
 
 
 def test_atari_stacked_frames_reach_the_learner(tmp_path):

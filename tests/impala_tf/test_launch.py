@@ -213,3 +213,98 @@ def test_actor_whose_learner_dies_stops_with_one_clear_line(tmp_path):
   finally:
     learner.kill_everything()
     actor.kill_everything()
+
+
+_TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} |oneDNN|cuInit|cudart|absl::InitializeLog")
+
+
+@pytest.mark.slow
+def test_default_run_directory_holds_the_whole_run_and_a_clean_screen(
+    tmp_path):
+  # The README's first command as a newcomer runs it: no --logdir, and no
+  # TF_CPP_MIN_LOG_LEVEL (the test session sets one).
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  result = subprocess.run(
+      [sys.executable, "-m", "impala_tf.launch", "--suite=catch",
+       "--num_actors=1", "--total_frames=6400", "--log_interval_s=1"],
+      cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+  assert result.returncode == 0, result.stdout + result.stderr
+  (run,) = (tmp_path / "runs").iterdir()
+  assert re.fullmatch(r"catch-\d{8}-\d{6}", run.name)
+  assert (run / "config.json").exists()
+  assert (run / "checkpoints" / "checkpoint").exists()
+  assert list(run.glob("events.out.tfevents.*"))
+  assert (run / "saved_model" / "saved_model.pb").exists()
+  record = json.loads((run / "result.json").read_text())
+  assert record["status"] == "completed" and record["num_frames"] >= 6400
+  assert json.loads((run / "config.json").read_text())["suite"] == "catch"
+  # The first screen is the project's own lines, not TF's C++ start-up.
+  first = (result.stdout + result.stderr).splitlines()[:25]
+  assert not [line for line in first if _TF_LOG_LINE.search(line)], first
+  assert not list(tmp_path.glob("*.tmp-*")) and not list(run.glob("*.tmp-*"))
+
+
+def test_a_run_directory_with_another_torso_is_refused(tmp_path):
+  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  logdir = tmp_path / "run"
+  run_dir.save_config(str(logdir), experiment.build("catch"))
+  saved = (logdir / "config.json").read_text()
+  result = _run_cli(tmp_path, "--suite=catch", "--torso=deep",
+                    f"--logdir={logdir}")
+  assert result.returncode == 2
+  (line,) = result.stderr.strip().splitlines()
+  assert "different network or suite" in line
+  assert "torso: shallow → deep" in line
+  assert "Traceback" not in result.stderr + result.stdout
+  assert (logdir / "config.json").read_text() == saved  # Untouched.
+
+
+@pytest.mark.slow
+def test_a_failing_batch_stager_ends_the_run_with_one_line(tmp_path):
+  env = dict(os.environ, IMPALA_TF_FAULTS="stager")
+  launch = Launch(tmp_path, "--suite=catch", "--run_mode=threads",
+                  "--num_actors=1", env=env)
+  code = launch.finish(timeout_s=180)
+  assert code == 1, launch.output
+  assert ("impala_tf.launch: error: The learner's batch staging failed: "
+          "InjectedFault") in launch.output
+  assert "Traceback" not in launch.output
+  assert launch.result()["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
+  flags = ("--suite=catch", "--num_actors=2", "--total_frames=150000",
+           "--checkpoint_interval_s=3600")
+  first = Launch(tmp_path, *flags)
+  try:
+    # Train until the policy is good, then stop it as a cluster would.
+    first.wait_for(r"return (0\.[5-9]\d|1\.00) ", timeout_s=240)
+    first.proc.send_signal(signal.SIGTERM)
+    first.finish(timeout_s=60)
+  finally:
+    first.kill_everything()
+  stopped = first.result()
+  assert stopped["status"] == "stopped", first.output
+  saved_frames = stopped["num_frames"]
+  assert 0 < saved_frames < 150000
+
+  second = Launch(tmp_path, *flags)
+  code = second.finish(timeout_s=300)
+  assert code == 0, second.output
+  restored = re.search(r"Restored \S+ckpt-(\d+) at ([\d,]+) frames",
+                       second.output)
+  assert restored, second.output
+  assert int(restored.group(2).replace(",", "")) == saved_frames
+  progress = [re.search(r"^frames ([\d,]+) .* return (-?[\d.]+) ", line)
+              for line in second.lines]
+  progress = [(int(m.group(1).replace(",", "")), float(m.group(2)))
+              for m in progress if m and m.group(2) != "nan"]
+  # The frame count continues from the checkpoint, and the restored policy
+  # plays well from its first episodes (random play scores about -0.6).
+  assert progress[0][0] > saved_frames
+  assert progress[0][1] >= 0.5, second.output
+  final = second.result()
+  assert final["status"] == "completed" and final["num_frames"] >= 150000
+  assert final["mean_return"] >= 0.9

@@ -1,13 +1,19 @@
 """The learner's loop in parts: episode statistics, and a part added from
 outside that sees every hook in order."""
 
+import time
+
 import numpy as np
+import pytest
+import tensorflow as tf
 
 from impala_tf import experiment
 from impala_tf import in_process
+from impala_tf import learner as learner_lib
 from impala_tf import learner_loop
 from impala_tf import presets
 from impala_tf.learner_loop import episodes
+from impala_tf.learner_loop import loop as loop_lib
 
 
 def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
@@ -65,3 +71,36 @@ def test_a_part_added_from_outside_sees_every_hook_in_order(tmp_path):
   assert part.start_frames == 0
   assert part.frames_seen == [8 * 5 * k for k in range(1, 5)]
   assert lines[-1].startswith("Done: 160 frames, 4 updates")
+
+
+class _BrokenQueue:
+  """A trajectory queue whose dequeue fails as a remote op might."""
+
+  def __init__(self):
+    self.closed = False
+
+  def dequeue_many(self, n):
+    raise tf.errors.InternalError(None, None, "disk on fire")
+
+  def size(self):
+    return 0
+
+  def close(self, cancel_pending_enqueues=True):
+    del cancel_pending_enqueues
+    self.closed = True
+
+
+def test_a_failing_stager_ends_the_loop_with_one_clear_error():
+  exp = experiment.build("catch")
+  learner = learner_lib.Learner(exp.config, exp.make_network,
+                                exp.observation_spec)
+  broken = _BrokenQueue()
+  loop = loop_lib.LearnerLoop(exp, learner, broken, [])
+  start = time.monotonic()
+  with pytest.raises(loop_lib.StagingError,
+                     match="batch staging failed: InternalError: disk on "
+                     "fire"):
+    loop.run()
+  assert time.monotonic() - start < 30
+  assert broken.closed
+  assert isinstance(loop.error, loop_lib.StagingError)

@@ -1,0 +1,19 @@
+"""Policy export: the part of the learner's loop that writes the SavedModel
+(`impala_tf.export`) when the run ends, unless it ended with an error."""
+
+from impala_tf import export
+from impala_tf.learner_loop import base
+
+
+class PolicyExporter(base.LoopPart):
+  """Exports the policy to `output_dir` at the end of a run."""
+
+  def __init__(self, output_dir: str):
+    self.output_dir = output_dir
+
+  def end(self, loop):
+    if loop.error is not None:
+      return
+    export.export_policy(loop.experiment, loop.learner.variables,
+                         loop.num_frames, self.output_dir)
+    loop.log(f"Exported the policy to {self.output_dir}.")

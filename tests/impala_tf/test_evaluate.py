@@ -1,0 +1,93 @@
+"""`impala_tf.evaluate`: the suite's protocol on an exported policy, and a
+report whose files agree with the printed lines."""
+
+import csv
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from impala_tf import evaluate
+from impala_tf import experiment
+from impala_tf import export
+from impala_tf import networks
+from impala_tf import presets
+
+
+@pytest.mark.slow
+def test_trained_catch_policy_scores_near_one(trained_catch_run, tmp_path):
+  run, _ = trained_catch_run
+  result = subprocess.run(
+      [sys.executable, "-m", "impala_tf.evaluate", f"--logdir={run}",
+       "--episodes=60", "--num_envs=4", f"--output={tmp_path}"],
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stdout + result.stderr
+  report = json.loads((tmp_path / "eval.json").read_text())
+  catch = report["levels"]["catch"]
+  assert catch["episodes"] == 60 and len(catch["returns"]) == 60
+  assert catch["mean"] >= 0.9
+  assert catch["normalized_score"] is None  # Catch has no references.
+  # The printed line and the CSV say the same as the JSON.
+  (line,) = [l for l in result.stdout.splitlines() if l.startswith("catch:")
+             and "over" in l]
+  assert line == evaluate.level_line("catch", catch)
+  rows = list(csv.DictReader((tmp_path / "eval.csv").open()))
+  assert rows[0]["level"] == "catch"
+  assert float(rows[0]["mean_return"]) == pytest.approx(catch["mean"])
+  assert int(rows[0]["episodes"]) == 60
+
+
+def _untrained_pong_policy(directory):
+  exp = experiment.build("atari57", ["pong"], presets.ATARI)
+  tf.random.set_seed(0)
+  network = exp.make_network()
+  network(networks.dummy_input(exp.observation_spec), network.initial_state(1))
+  export.export_policy(exp, network.trainable_variables, 0, directory)
+
+
+def test_untrained_pong_policy_scores_like_random_play(tmp_path):
+  policy_dir = tmp_path / "run" / "saved_model"
+  _untrained_pong_policy(str(policy_dir))
+  result = subprocess.run(
+      [sys.executable, "-m", "impala_tf.evaluate", f"--policy={policy_dir}",
+       "--episodes=4", "--num_envs=4"],
+      capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout + result.stderr
+  # Written next to the policy.
+  report = json.loads((tmp_path / "run" / "eval.json").read_text())
+  pong = report["levels"]["pong"]
+  assert pong["episodes"] == 4
+  # Whole games (21 points to the opponent or fewer), near the reference
+  # random score of -20.7, so a normalised score near 0 %.
+  assert all(-21 <= r <= -15 for r in pong["returns"])
+  assert -5 <= pong["normalized_score"] <= 15
+  assert report["suite_scores"]["mean"] == pytest.approx(
+      pong["normalized_score"])
+  printed = result.stdout.splitlines()
+  assert evaluate.level_line("pong", pong) in printed
+  assert evaluate.suite_line("atari57", report["suite_scores"]) in printed
+  rows = {row["level"]: row for row in
+          csv.DictReader((tmp_path / "run" / "eval.csv").open())}
+  assert float(rows["pong"]["normalized_score_percent"]) == pytest.approx(
+      pong["normalized_score"])
+  assert float(rows["suite_capped_mean"]["normalized_score_percent"]) == (
+      pytest.approx(report["suite_scores"]["capped_mean"]))
+  assert re.search(r"pong: 4/4 episodes \| mean so far -?\d", result.stdout)
+
+
+def test_levels_with_another_action_set_are_refused(tmp_path):
+  _untrained_pong_policy(str(tmp_path / "policy"))
+  policy = evaluate.Policy(str(tmp_path / "policy"))
+  with pytest.raises(evaluate.EvaluationError,
+                     match="The policy has 6 actions but breakout has 4"):
+    evaluate.evaluate(policy, ["breakout"], episodes=1, num_envs=1,
+                      show_progress=False)
+
+
+def test_quotas_split_episodes_evenly_over_environments():
+  np.testing.assert_array_equal(evaluate._quotas(10, 4), [3, 3, 2, 2])  # pylint: disable=protected-access
+  np.testing.assert_array_equal(evaluate._quotas(3, 3), [1, 1, 1])  # pylint: disable=protected-access
