@@ -102,10 +102,20 @@ def describe(experiment) -> dict:
               experiment.observation_spec.items())},
       "envs_per_actor": experiment.envs_per_actor,
       "env_options": {k: v for k, v in sorted(experiment.env_options.items())
-                      if isinstance(v, (bool, int, float, str, type(None)))},
+                      if _is_json(v)},
       "frame_stack": experiment.frame_stack,
       "config": dataclasses.asdict(experiment.config),
   }
+
+
+def _is_json(value) -> bool:
+  """Whether `value` is plain JSON (options such as a fake engine module,
+  given programmatically, are not recorded)."""
+  try:
+    json.dumps(value)
+  except TypeError:
+    return False
+  return True
 
 
 def _dtype_name(dtype) -> str:
