@@ -16,7 +16,13 @@ queue fill, share of time the learner waited for data) and samples the peak
 resident memory (VmHWM) of every process. Frames are 4 per agent step.
 Prints medians; the machine is shared and noisy, so compare ratios.
 
+With several `--onednn` settings (e.g. `auto,off`), every setting runs
+`--repeats` times, alternating, each ceiling in a fresh process with the
+setting its role gets (inference as an actor, the update as a learner), and
+the ratio of the first setting to the last is printed.
+
   python benchmarks/end_to_end.py [--seconds 120] [--torsos shallow,deep]
+      [--onednn auto,off] [--repeats 1]
 """
 
 import argparse
@@ -30,18 +36,14 @@ import tempfile
 import threading
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import json
 
 import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf
 
 import atari57
-from impala_tf import actor as actor_lib
+from impala_tf import cpu
 from impala_tf import experiment as experiment_lib
-from impala_tf import learner as learner_lib
 from impala_tf import presets
-from impala_tf import trajectory
-from impala_tf.testing import trajectories
 
 FRAMES_PER_STEP = 4
 
@@ -60,6 +62,7 @@ def env_ceiling(num_envs, seconds):
 
 
 def inference_ceiling(exp, batch, seconds):
+  from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
   net = exp.make_network()
   env = atari57.make_batched("pong", batch, seed=0)
   act = actor_lib.Actor(env, net, exp.config.unroll_length)
@@ -77,6 +80,9 @@ def inference_ceiling(exp, batch, seconds):
 
 
 def learner_ceiling(exp, seconds):
+  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from impala_tf.testing import trajectories  # pylint: disable=g-import-not-at-top
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec)
   batch = trajectory.restore_frames(trajectories.random_batch(
@@ -162,6 +168,31 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   return fps, fill, wait, peaks
 
 
+def _child(args):
+  """One ceiling under the --onednn setting its role gets; prints JSON."""
+  role = "actor" if args.child == "inference" else "learner"
+  cpu.configure_onednn(args.onednn, role, args.torsos)
+  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  tf_startup.import_tensorflow()
+  exp = experiment_lib.build(
+      "atari57", ["pong"], presets.ATARI.replace(torso=args.torsos),
+      envs_per_actor=args.envs_per_actor)
+  if args.child == "inference":
+    value = inference_ceiling(exp, args.envs_per_actor, args.ceiling_s)
+  else:
+    value = learner_ceiling(exp, args.ceiling_s)
+  print(json.dumps({"fps": value, "onednn": cpu.tf_onednn_enabled()}))
+
+
+def _ceiling_in_child(kind, torso, setting, args):
+  out = subprocess.run(
+      [sys.executable, __file__, f"--child={kind}", f"--torsos={torso}",
+       f"--onednn={setting}", f"--ceiling_s={args.ceiling_s}",
+       f"--envs_per_actor={args.envs_per_actor}"],
+      capture_output=True, text=True, check=True)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--seconds", type=float, default=120)
@@ -174,39 +205,65 @@ def main():
                       help="More launcher flags, e.g. '--actor_threads=0'.")
   parser.add_argument("--skip_ceilings", action="store_true",
                       help="Only the end-to-end run (to compare settings).")
+  parser.add_argument("--onednn", default="auto",
+                      help="comma-separated --onednn settings to compare")
+  parser.add_argument("--repeats", type=int, default=1,
+                      help="end-to-end runs per setting, alternating")
+  parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.child:
+    _child(args)
+    return
 
-  print(f"TF {tf.__version__}, {os.cpu_count()} CPUs; Pong, "
-        f"{args.num_actors} actors x {args.envs_per_actor} envs; frames = 4 "
-        "x agent steps; medians")
+  settings = args.onednn.split(",")
+  print(f"CPU: {cpu.read_cpu_info().describe()}; Pong, {args.num_actors} "
+        f"actors x {args.envs_per_actor} envs; --onednn {', '.join(settings)}"
+        f"; frames = 4 x agent steps; medians", flush=True)
   for torso in args.torsos.split(","):
-    exp = experiment_lib.build(
-        "atari57", ["pong"], presets.ATARI.replace(torso=torso),
-        envs_per_actor=args.envs_per_actor)
-    fps, fill, wait, peaks = end_to_end(torso, args.num_actors,
-                                        args.envs_per_actor, args.seconds,
-                                        args.warmup_s,
-                                        args.launch_args.split())
-    if args.skip_ceilings:
-      print(f"\n{torso} {args.launch_args}: end-to-end {fps:,.0f} f/s, "
-            f"queue {fill}%, learner waiting {wait}%")
-      continue
-    envs = env_ceiling(args.num_actors * args.envs_per_actor, args.ceiling_s)
-    inference = inference_ceiling(exp, args.envs_per_actor, args.ceiling_s)
-    learn = learner_ceiling(exp, args.ceiling_s)
-    smallest = min(envs, inference, learn)
-    # Each ceiling had both cores; end to end, the three share them, so
-    # with perfect overlap and no other cost the per-frame times add up.
-    shared = 1 / (1 / envs + 1 / inference + 1 / learn)
-    print(f"\n{torso}: end-to-end {fps:,.0f} f/s = {fps / smallest:.0%} of the "
-          f"smallest ceiling, {fps / shared:.0%} of the shared-machine bound "
-          f"{shared:,.0f} f/s")
-    print(f"  ceilings: environments {envs:,.0f} f/s, inference "
-          f"{inference:,.0f} f/s, learner {learn:,.0f} f/s")
-    print(f"  median queue fill {fill}%, learner waiting {wait}% of the time")
-    print("  peak resident memory: " + ", ".join(
-        f"{role} {value:,.0f} MiB" for role, value in
-        sorted(peaks.items())))
+    runs = {setting: [] for setting in settings}
+    for _ in range(args.repeats):
+      for setting in settings:
+        runs[setting].append(end_to_end(
+            torso, args.num_actors, args.envs_per_actor, args.seconds,
+            args.warmup_s, args.launch_args.split() + [f"--onednn={setting}"]))
+    for setting in settings:
+      fps = statistics.median(r[0] for r in runs[setting])
+      fill = statistics.median(r[1] for r in runs[setting])
+      wait = statistics.median(r[2] for r in runs[setting])
+      peaks = {}
+      for r in runs[setting]:
+        for role, value in r[3].items():
+          peaks[role] = max(peaks.get(role, 0.0), value)
+      each = ", ".join(f"{r[0]:,.0f}" for r in runs[setting])
+      print(f"\n{torso}, --onednn={setting} {args.launch_args}: end-to-end "
+            f"{fps:,.0f} f/s (runs: {each}), queue {fill}%, learner waiting "
+            f"{wait}%")
+      print("  peak resident memory: " + ", ".join(
+          f"{role} {value:,.0f} MiB" for role, value in
+          sorted(peaks.items())))
+      if args.skip_ceilings:
+        continue
+      envs = env_ceiling(args.num_actors * args.envs_per_actor,
+                         args.ceiling_s)
+      inference = _ceiling_in_child("inference", torso, setting, args)
+      learn = _ceiling_in_child("learner", torso, setting, args)
+      ceilings = (envs, inference["fps"], learn["fps"])
+      # Each ceiling had both cores; end to end, the three share them, so
+      # with perfect overlap and no other cost the per-frame times add up.
+      shared = 1 / sum(1 / c for c in ceilings)
+      print(f"  {fps / min(ceilings):.0%} of the smallest ceiling, "
+            f"{fps / shared:.0%} of the shared-machine bound {shared:,.0f} "
+            "f/s")
+      print(f"  ceilings: environments {envs:,.0f} f/s, inference "
+            f"{inference['fps']:,.0f} f/s (oneDNN "
+            f"{'on' if inference['onednn'] else 'off'}), learner "
+            f"{learn['fps']:,.0f} f/s (oneDNN "
+            f"{'on' if learn['onednn'] else 'off'})")
+    if len(settings) > 1:
+      first = statistics.median(r[0] for r in runs[settings[0]])
+      last = statistics.median(r[0] for r in runs[settings[-1]])
+      print(f"  {torso}: --onednn={settings[0]} / --onednn={settings[-1]} = "
+            f"{first / last:.2f}x end to end")
     sys.stdout.flush()
 
 

@@ -9,78 +9,71 @@ second (4 frames per agent step) of
 * the bare network: the same unroll's forward and backward pass only,
 
 measured alternately in rounds so that machine noise hits both alike, with
-the median over rounds and the ratio full/bare.
+the median over rounds and the ratio full/bare. With several `--onednn`
+settings, each round runs every setting in a fresh process (TF reads the
+setting once, at import), alternating, and the table puts them side by side.
 
   python benchmarks/learner_step.py [--rounds 5] [--updates 5] [--batch 32]
+      [--onednn auto,off] [--shapes atari] [--torsos shallow,deep]
 """
 
 import argparse
-import os
+import json
 import statistics
+import subprocess
+import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf
+def _child(args):
+  """One round of every shape and torso under this process's setting;
+  prints {"shape/torso": [update f/s, bare f/s]} as JSON."""
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  cpu.configure_onednn(args.onednn, "learner")
+  tf = tf_startup.import_tensorflow()
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf import networks  # pylint: disable=g-import-not-at-top
+  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from impala_tf.testing import trajectories  # pylint: disable=g-import-not-at-top
 
-from impala_tf import learner as learner_lib
-from impala_tf import networks
-from impala_tf import presets
-from impala_tf import trajectory
-from impala_tf.testing import trajectories
+  shapes = {
+      "atari": (presets.ATARI, {"frame": ((84, 84, 4), np.uint8)}, 18),
+      "dmlab": (presets.DMLAB30, {"frame": ((72, 96, 3), np.uint8),
+                                  "instruction": ((16,), np.int32)}, 9),
+  }
 
-SHAPES = {
-    "atari": (presets.ATARI, {"frame": ((84, 84, 4), np.uint8)}, 18),
-    "dmlab": (presets.DMLAB30, {"frame": ((72, 96, 3), np.uint8),
-                                "instruction": ((16,), np.int32)}, 9),
-}
+  def bare_step_fn(network, use_lstm):
+    """Forward and backward through the unroll, nothing else."""
 
+    @tf.function
+    def step(batch):
+      tm = trajectory.to_time_major(batch)
+      inputs = networks.AgentInput(
+          tm["prev_action"], tm["reward"], tm["done"],
+          {k: tm[k] for k in trajectory.observation_names(tm)})
+      state = (network.initial_state(tf.shape(tm["reward"])[1])
+               if use_lstm else ())
+      with tf.GradientTape() as tape:
+        out, _ = network.unroll(inputs, state)
+        loss = tf.reduce_sum(out.policy_logits) + tf.reduce_sum(out.baseline)
+      return tape.gradient(loss, network.trainable_variables)
 
-def bare_step_fn(network, use_lstm):
-  """Forward and backward through the unroll, nothing else."""
+    return step
 
-  @tf.function
-  def step(batch):
-    tm = trajectory.to_time_major(batch)
-    inputs = networks.AgentInput(
-        tm["prev_action"], tm["reward"], tm["done"],
-        {k: tm[k] for k in trajectory.observation_names(tm)})
-    state = (network.initial_state(tf.shape(tm["reward"])[1])
-             if use_lstm else ())
-    with tf.GradientTape() as tape:
-      out, _ = network.unroll(inputs, state)
-      loss = tf.reduce_sum(out.policy_logits) + tf.reduce_sum(out.baseline)
-    return tape.gradient(loss, network.trainable_variables)
+  def timed(fn, batch, repeats):
+    start = time.perf_counter()
+    for _ in range(repeats):
+      result = fn(batch)
+    # Embedding gradients come back as IndexedSlices.
+    tf.nest.map_structure(lambda x: tf.convert_to_tensor(x).numpy(), result)
+    return time.perf_counter() - start
 
-  return step
-
-
-def timed(fn, batch, repeats):
-  start = time.perf_counter()
-  for _ in range(repeats):
-    result = fn(batch)
-  # Embedding gradients come back as IndexedSlices.
-  tf.nest.map_structure(lambda x: tf.convert_to_tensor(x).numpy(), result)
-  return time.perf_counter() - start
-
-
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--updates", type=int, default=5,
-                      help="updates per timed round")
-  parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--shapes", default="atari,dmlab")
-  parser.add_argument("--torsos", default="shallow,deep")
-  args = parser.parse_args()
-
-  print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch}, "
-        f"{args.rounds} rounds x {args.updates} updates; frames = 4 x steps")
-  print(f"{'shape':6} {'torso':8} {'T':>4} {'update f/s':>11} "
-        f"{'bare net f/s':>13} {'ratio':>6}")
+  results = {"onednn": cpu.tf_onednn_enabled()}
   for shape in args.shapes.split(","):
-    base, obs_spec, num_actions = SHAPES[shape]
+    base, obs_spec, num_actions = shapes[shape]
     for torso in args.torsos.split(","):
       config = base.replace(torso=torso, batch_size=args.batch)
       learner = learner_lib.Learner(
@@ -95,13 +88,63 @@ def main():
       timed(learner.update, batch, 1)  # Compile.
       timed(bare, batch, 1)
       frames = args.updates * args.batch * config.unroll_length * 4
-      full_fps, bare_fps = [], []
-      for _ in range(args.rounds):
-        full_fps.append(frames / timed(learner.update, batch, args.updates))
-        bare_fps.append(frames / timed(bare, batch, args.updates))
-      full, net = statistics.median(full_fps), statistics.median(bare_fps)
-      print(f"{shape:6} {torso:8} {config.unroll_length:>4} {full:>11,.0f} "
-            f"{net:>13,.0f} {full / net:>6.2f}", flush=True)
+      results[f"{shape}/{torso}"] = [
+          frames / timed(learner.update, batch, args.updates),
+          frames / timed(bare, batch, args.updates)]
+  print(json.dumps(results))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--updates", type=int, default=5,
+                      help="updates per timed round")
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--shapes", default="atari,dmlab")
+  parser.add_argument("--torsos", default="shallow,deep")
+  parser.add_argument("--onednn", default="auto",
+                      help="comma-separated settings of --onednn to compare "
+                      "(auto, on, off)")
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    _child(args)
+    return
+
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  settings = args.onednn.split(",")
+  print(f"CPU: {cpu.read_cpu_info().describe()}; batch {args.batch}, "
+        f"{args.rounds} rounds x {args.updates} updates, settings in fresh "
+        "processes, alternating; frames = 4 x steps; medians", flush=True)
+  rounds = {setting: [] for setting in settings}
+  for _ in range(args.rounds):
+    for setting in settings:
+      out = subprocess.run(
+          [sys.executable, __file__, "--child", f"--onednn={setting}",
+           f"--updates={args.updates}", f"--batch={args.batch}",
+           f"--shapes={args.shapes}", f"--torsos={args.torsos}"],
+          capture_output=True, text=True, check=True)
+      rounds[setting].append(json.loads(out.stdout.strip().splitlines()[-1]))
+  header = f"{'shape':6} {'torso':8}"
+  for setting in settings:
+    enabled = rounds[setting][0]["onednn"]
+    label = f"{setting} (oneDNN {'on' if enabled else 'off'})"
+    header += f" | {label + ' update':>28} {'bare':>8} {'ratio':>5}"
+  print(header)
+  for key in rounds[settings[0]][0]:
+    if key == "onednn":
+      continue
+    shape, torso = key.split("/")
+    line = f"{shape:6} {torso:8}"
+    for setting in settings:
+      full = statistics.median(r[key][0] for r in rounds[setting])
+      bare = statistics.median(r[key][1] for r in rounds[setting])
+      line += f" | {full:>28,.0f} {bare:>8,.0f} {full / bare:>5.2f}"
+    if len(settings) > 1:
+      first = statistics.median(r[key][0] for r in rounds[settings[0]])
+      last = statistics.median(r[key][0] for r in rounds[settings[-1]])
+      line += f" | {settings[0]}/{settings[-1]} {first / last:.2f}x"
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

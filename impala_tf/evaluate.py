@@ -257,6 +257,9 @@ def _define_flags():
                     "sampling from the policy.")
   flags.DEFINE_string("output", None, "Directory for eval.json and eval.csv; "
                       "default the directory that holds the policy.")
+  flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
+                    "oneDNN CPU kernels; auto as for an actor of the "
+                    "policy's network (impala_tf/cpu.py).")
 
 
 def main(argv):
@@ -271,6 +274,10 @@ def main(argv):
   if not os.path.isdir(path) and "://" not in path:
     raise app.UsageError(f"No exported policy at {path} (make one with "
                          "python -m impala_tf.export --logdir=RUN).")
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  torso = run_dir.read_json(os.path.join(path, run_dir.POLICY_METADATA_FILE))
+  torso = json.loads(torso["config"])["config"]["torso"] if torso else "deep"
+  cpu.configure_onednn(FLAGS.onednn, "actor", torso)
   policy = Policy(path)
   try:
     report = evaluate(policy, FLAGS.levels or None, episodes=FLAGS.episodes,

@@ -15,7 +15,8 @@ and needs nothing of this project to load and run:
       -> action int32 [B], policy_logits float32 [B, A], baseline float32
          [B] (and the new core_state_c, core_state_h)
   get_metadata() -> suite, levels, action set, observation spec, frames
-      trained, precision, the run's config (JSON)
+      trained, precision, the run's config (JSON); the same values are in
+      `assets.extra/impala_tf.json`
   serving_default = action
 
 Inputs of `action`: each observation field by name with a leading batch
@@ -35,7 +36,15 @@ from typing import Optional
 
 from absl import app
 from absl import flags
-import tensorflow as tf
+
+from impala_tf import cpu
+
+if __name__ == "__main__":
+  # The command line: TF's CPU kernels are decided before TF is imported,
+  # as for a learner (an export computes nothing that the choice slows).
+  cpu.configure_onednn("auto", "learner")
+
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from impala_tf import networks
 from impala_tf import run_dir
@@ -43,6 +52,7 @@ from impala_tf.runtime import weights as weights_runtime
 
 FORMAT_VERSION = 1
 STEP_TYPE_FIRST = 0
+METADATA_FILE = run_dir.POLICY_METADATA_FILE
 
 
 class ExportedPolicy(tf.Module):
@@ -96,6 +106,10 @@ class ExportedPolicy(tf.Module):
       return {}
     state = self.network.initial_state(batch_size)
     return {"core_state_c": state.cell, "core_state_h": state.hidden}
+
+  def metadata(self) -> dict:
+    """What `get_metadata` returns, as plain values."""
+    return dict(self._metadata)
 
   def _get_metadata(self):
     return {name: tf.constant(value)
@@ -162,6 +176,11 @@ def export_policy(experiment, variables, num_frames: int, output_dir: str,
   if tf.io.gfile.exists(temporary):
     tf.io.gfile.rmtree(temporary)
   tf.saved_model.save(policy, temporary, signatures=signatures)
+  # The metadata also as a plain file (SavedModel's place for such files),
+  # readable without TF: `evaluate` picks its CPU kernels before TF starts.
+  tf.io.gfile.makedirs(os.path.join(temporary, "assets.extra"))
+  with tf.io.gfile.GFile(os.path.join(temporary, METADATA_FILE), "w") as f:
+    json.dump(policy.metadata(), f, indent=2, sort_keys=True)
   if tf.io.gfile.exists(output_dir):
     tf.io.gfile.rmtree(output_dir)
   tf.io.gfile.rename(temporary, output_dir)

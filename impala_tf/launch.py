@@ -65,6 +65,12 @@ flags.DEFINE_string("logdir", None, "Checkpoints, TensorBoard summaries and "
                     "runs/<suite>-<time>.")
 flags.DEFINE_integer("seed", 0, "Seeds environments and action sampling.")
 flags.DEFINE_float("log_interval_s", 5.0, "Seconds between progress lines.")
+flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
+                  "oneDNN CPU kernels, decided per process before TF starts "
+                  "(TF leaves them off on CPUs without AVX-512 VNNI/BF16 or "
+                  "AMX): auto = the rule of impala_tf/cpu.py, measured per "
+                  "role (today on everywhere). A TF_ENABLE_ONEDNN_OPTS you "
+                  "set wins.")
 flags.DEFINE_integer("tf_log_level", None, "TensorFlow's C++ log level in "
                      "every process (TF_CPP_MIN_LOG_LEVEL: 0 all, 1 no INFO, "
                      "2 no WARNING, 3 no ERROR either). Default: "
@@ -229,8 +235,29 @@ def _log(message: str):
   print(message, flush=True)
 
 
-def _run_learner_role(exp, port: int, num_actors: int):
+def _configure_cpu(exp, role: str) -> str:
+  """Decides oneDNN for this process before TF starts; returns the words
+  for the start-up line (what runs where, and why)."""
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  info = cpu.read_cpu_info()
+  choice = cpu.configure_onednn(FLAGS.onednn, role, exp.config.torso, info)
   tf_startup.import_tensorflow()
+  here = "on" if cpu.tf_onednn_enabled() else "off"
+  if role == "actor":
+    return f"{info.describe()}; oneDNN {here} ({choice.source})"
+  if choice.source == "user":
+    actors = f"{'on' if choice.enabled else 'off'} (user)"
+  elif FLAGS.onednn == "auto":
+    actors = ("on" if cpu.auto_onednn("actor", exp.config.torso, info)
+              else "off") + " (auto) on this CPU"
+  else:
+    actors = f"{FLAGS.onednn} (flag)"
+  return (f"{info.describe()}; oneDNN {here} in the learner "
+          f"({choice.source}), {actors} in actors")
+
+
+def _run_learner_role(exp, port: int, num_actors: int):
+  cpu_line = _configure_cpu(exp, "learner")
   from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
@@ -238,6 +265,7 @@ def _run_learner_role(exp, port: int, num_actors: int):
   from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
 
   capacity = _queue_capacity(exp, num_actors)
+  _log(f"Learner on {cpu_line}.")
   server = server_lib.LearnerServer.start(port)
   _log(f"Learner: TF server on port {port}; {exp.suite} "
        f"{','.join(exp.levels)}; {exp.config.torso} network; batch "
@@ -259,6 +287,7 @@ def _run_learner_role(exp, port: int, num_actors: int):
 
 
 def _run_actor_role(exp, task: int, learner_address: str):
+  cpu_line = _configure_cpu(exp, "actor")
   tf = tf_startup.import_tensorflow()
   from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
@@ -279,7 +308,8 @@ def _run_actor_role(exp, task: int, learner_address: str):
       timeout_s=FLAGS.connect_timeout_s)
   levels = sorted({exp.levels[i] for i in exp.level_ids(task)})
   _log(f"Actor {task}: connected to {learner_address}; stepping "
-       f"{exp.envs_per_actor} environments ({', '.join(levels)}).")
+       f"{exp.envs_per_actor} environments ({', '.join(levels)}) on "
+       f"{cpu_line}.")
   with tf.device(server_lib.LOCAL_CPU):
     actor_loop.run_actor(exp, task, channels, seed=FLAGS.seed, log=_log,
                          network=network)
@@ -340,7 +370,8 @@ def main(argv):
     role = _tf_config_role()
   if role is None:
     if FLAGS.run_mode == "threads":
-      tf_startup.import_tensorflow()
+      # Learner and actors share this process: the learner's choice.
+      _log(f"Learner and actor threads on {_configure_cpu(exp, 'learner')}.")
       from impala_tf import in_process  # pylint: disable=g-import-not-at-top
       capacity = _queue_capacity(exp, num_actors)
       _check_resume(exp)

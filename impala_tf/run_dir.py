@@ -26,6 +26,8 @@ CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 CHECKPOINT_DIR = "checkpoints"
 SAVED_MODEL_DIR = "saved_model"
+# Inside an exported policy: its metadata as a plain JSON file.
+POLICY_METADATA_FILE = "assets.extra/impala_tf.json"
 
 # What a resumed run may not change: the network's shape or what it is
 # trained on. Everything else in the config (e.g. total_frames, the

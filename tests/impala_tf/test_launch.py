@@ -308,3 +308,29 @@ def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
   final = second.result()
   assert final["status"] == "completed" and final["num_frames"] >= 150000
   assert final["mean_return"] >= 0.9
+
+
+@pytest.mark.parametrize("flags,user_env,expected", [
+    ((), None, "oneDNN on in the learner (auto), on (auto) on this CPU in "
+     "actors"),
+    (("--onednn=off",), None, "oneDNN off in the learner (flag), off (flag) "
+     "in actors"),
+    ((), "0", "oneDNN off in the learner (user), off (user) in actors"),
+])
+def test_the_learners_first_line_names_the_cpu_and_onednn(tmp_path, flags,
+                                                          user_env, expected):
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  env = {k: v for k, v in os.environ.items()
+         if k not in (cpu.ONEDNN_ENV, "IMPALA_TF_ONEDNN_CHOSEN",
+                      "TF_CPP_MIN_LOG_LEVEL")}
+  if user_env is not None:
+    env[cpu.ONEDNN_ENV] = user_env
+  learner = Launch(tmp_path, "--suite=catch", "--job=learner",
+                   f"--port={server_lib.free_port()}", *flags, env=env)
+  try:
+    line = learner.wait_for(r"^Learner on .*", timeout_s=120).group(0)
+  finally:
+    learner.kill_everything()
+  assert line == (f"Learner on {cpu.read_cpu_info().describe()}; "
+                  f"{expected}.")
+  assert learner.lines[0] == line  # The first line.
