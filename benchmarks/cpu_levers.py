@@ -121,6 +121,10 @@ def main():
       if not values:
         continue
       value = statistics.median(values)
+      if setting == "nhwc":  # The bare convolutions: nchw's reference.
+        print(f"{torso:8} {setting:12} {value:>10,.0f} f/s  (convolutions "
+              "only)", flush=True)
+        continue
       reference = (statistics.median(results["nhwc"]) if setting == "nchw"
                    else base)
       print(f"{torso:8} {setting:12} {value:>10,.0f} f/s  "

@@ -63,6 +63,8 @@ class Actor:
     self._pending_action = None
     self._state_after_first = None
     self._last_frame = None  # The stacked frame recorded last.
+    # Steps where the policy's logits were not finite (see `_act`).
+    self.broken_policy_steps = 0
 
   @property
   def specs(self) -> dict[str, tf.TensorSpec]:
@@ -97,7 +99,17 @@ class Actor:
         tf.constant(env_output.done),
         {k: tf.constant(v) for k, v in observation.items()},
         state, channels_first=use_channels_first)
-    return action.numpy(), logits.numpy(), new_state
+    action, logits = action.numpy(), logits.numpy()
+    broken = ~np.isfinite(logits).all(axis=1)
+    if broken.any():
+      # The policy is broken (its logits are NaN or infinite), not the
+      # environment: sampling from such logits gives an action index that
+      # does not exist. Play a valid action and send the step with its
+      # logits: the learner's update is then non-finite and its divergence
+      # guard, which sees every actor, decides whether the run is over.
+      action = np.where(broken, 0, action).astype(action.dtype)
+      self.broken_policy_steps += int(broken.sum())
+    return action, logits, new_state
 
   def _record(self, env_output, prev_action, logits):
     observation = env_output.observation

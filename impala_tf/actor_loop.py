@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 
 from impala_tf import actor as actor_lib
+from impala_tf import faults
 from impala_tf import networks
 from impala_tf.runtime import queue as queue_runtime
 from impala_tf.runtime import server as server_lib
@@ -40,6 +41,7 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
       (default: built here).
   """
   stop = stop or threading.Event()
+  faults.fail_if_injected("actor")
   env = experiment.make_env(actor_index, seed=seed)
   if network is None:
     network = build_actor_network(experiment)
@@ -47,6 +49,7 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
                           level_ids=experiment.level_ids(actor_index),
                           seed=seed * 7919 + actor_index)
   version = None
+  warned = None  # The weights version the broken policy was reported for.
   unrolls = 0
   try:
     while not stop.is_set():
@@ -58,18 +61,29 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
       if published != version:
         weights_runtime.unflatten_into(network.trainable_variables, flat)
         version = published
+      broken_before = actor.broken_policy_steps
       trajectories = actor.unroll(policy_version=version)
+      if actor.broken_policy_steps > broken_before and version != warned:
+        log(f"Actor {actor_index}: the policy is broken: its logits are not "
+            f"finite at weights version {version} (the learner's weights "
+            "diverged, not the environment); the steps go to the learner, "
+            "whose divergence guard decides.")
+        warned = version
       try:
         channels.queue.enqueue_many(trajectories)
       except queue_runtime.QueueClosedError:
         break
       unrolls += 1
-  except tf.errors.UnavailableError as e:
+  except (tf.errors.OpError, TypeError) as e:
     # A learner that ends normally closes the queue first (handled above);
-    # this is one that died. TF's message is a page of gRPC detail.
+    # this is one that died. TF's message is a page of gRPC detail, and TF
+    # calls the same event by several names (`server_lib.is_learner_lost`).
+    if not server_lib.is_learner_lost(e):
+      raise
+    first = (getattr(e, "message", None) or str(e)).strip().splitlines()
     raise server_lib.LearnerLostError(
         f"Actor {actor_index} lost the learner after {unrolls} unrolls "
-        f"({e.message.splitlines()[0]}); stopping.") from None
+        f"({first[0] if first else type(e).__name__}); stopping.") from None
   finally:
     env.close()
   log(f"Actor {actor_index}: sent {unrolls} unrolls of "

@@ -23,11 +23,12 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
                      log: Callable[[str], None] = print,
                      strategy: Optional[tf.distribute.Strategy] = None,
                      stop: Optional[threading.Event] = None,
-                     extra_parts: Sequence[learner_loop.LoopPart] = ()
+                     extra_parts: Sequence[learner_loop.LoopPart] = (),
+                     max_nonfinite_updates: int = 5
                      ) -> learner_loop.TrainingResult:
   """Trains `experiment` with `num_actors` actor threads; see
-  `learner_loop.run_learner` for what the learner does with `logdir` and
-  `extra_parts`."""
+  `learner_loop.run_learner` for what the learner does with `logdir`,
+  `extra_parts` and `max_nonfinite_updates`."""
   if num_actors < 1:
     raise ValueError(f"num_actors must be at least 1, got {num_actors}.")
   capacity = queue_capacity or experiment_lib.default_queue_capacity(
@@ -61,7 +62,7 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
         experiment, learner, channels, queue_capacity=capacity,
         logdir=logdir, log_interval_s=log_interval_s,
         checkpoint_interval_s=checkpoint_interval_s, stop=stop, log=log,
-        extra_parts=extra_parts)
+        extra_parts=extra_parts, max_nonfinite_updates=max_nonfinite_updates)
   finally:
     stop.set()
     channels.queue.close(cancel_pending_enqueues=True)

@@ -36,6 +36,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from impala_tf import errors
 from impala_tf import tf_startup
 
 FLAGS = flags.FLAGS
@@ -48,10 +49,10 @@ flags.DEFINE_list("levels", [], "Games (Atari) or levels (DMLab-30); default "
 flags.DEFINE_string("preset", None, "Hyperparameter preset (atari, "
                     "dmlab_single_task, dmlab30, catch); default by suite.")
 flags.DEFINE_integer("num_actors", None, "Actor processes (or threads); "
-                     "default: one per CPU core.")
+                     "default: one per CPU core.", lower_bound=1)
 flags.DEFINE_integer("envs_per_actor", None, "Environments each actor steps "
                      "in lockstep; default by suite (16 for Atari, 4 for "
-                     "DMLab, 8 for catch).")
+                     "DMLab, 8 for catch).", lower_bound=1)
 flags.DEFINE_integer("actor_threads", 1, "TF threads in each actor process "
                      "(intra- and inter-op). One costs the least CPU per "
                      "frame when the actors, the learner and the "
@@ -59,12 +60,17 @@ flags.DEFINE_integer("actor_threads", 1, "TF threads in each actor process "
                      lower_bound=0)
 flags.DEFINE_integer("queue_capacity", None, "Trajectories the learner's "
                      "queue holds; default max(2 x batch, one unroll of "
-                     "every actor).")
+                     "every actor).", lower_bound=1)
 flags.DEFINE_string("logdir", None, "Checkpoints, TensorBoard summaries and "
                     "result.json; an existing run there is resumed. Default "
                     "runs/<suite>-<time>.")
-flags.DEFINE_integer("seed", 0, "Seeds environments and action sampling.")
-flags.DEFINE_float("log_interval_s", 5.0, "Seconds between progress lines.")
+flags.DEFINE_integer("seed", 0, "Seeds environments and action sampling.",
+                     lower_bound=0)
+flags.DEFINE_float("log_interval_s", 5.0, "Seconds between progress lines.",
+                   lower_bound=0.1)
+flags.DEFINE_bool("force_unlock", False, "Take the run directory\'s lock even "
+                  "if another host holds it (when that run is known to be "
+                  "gone).")
 flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
                   "oneDNN CPU kernels, decided per process before TF starts "
                   "(TF leaves them off on CPUs without AVX-512 VNNI/BF16 or "
@@ -77,17 +83,23 @@ flags.DEFINE_integer("tf_log_level", None, "TensorFlow's C++ log level in "
                      "TF_CPP_MIN_LOG_LEVEL if set, else 3, which hides TF's "
                      "start-up lines (oneDNN notices, CUDA probing).",
                      lower_bound=0, upper_bound=3)
+flags.DEFINE_integer("max_nonfinite_updates", 5, "The run stops, as "
+                     "diverged, after this many updates in a row with a "
+                     "non-finite loss or gradient (none is ever applied).",
+                     lower_bound=1)
 flags.DEFINE_float("checkpoint_interval_s", 600.0, "Seconds between "
-                   "checkpoints (one is also written at the end).")
+                   "checkpoints (one is also written at the end).",
+                   lower_bound=1.0)
 flags.DEFINE_enum("run_mode", "processes", ["processes", "threads"],
                   "Local mode: actors as processes or as threads.")
 flags.DEFINE_enum("isolation", "auto", ["auto", "off"], "Local process mode: "
                   "run in a private network namespace when possible.")
 flags.DEFINE_enum("job", None, ["learner", "actor"], "Cluster mode: the role "
                   "of this process (default: TF_CONFIG, else local mode).")
-flags.DEFINE_integer("task", 0, "Cluster mode: the actor index.")
+flags.DEFINE_integer("task", 0, "Cluster mode: the actor index.",
+                     lower_bound=0)
 flags.DEFINE_integer("port", None, "Cluster mode, learner: the TF server "
-                     "port.")
+                     "port.", lower_bound=1, upper_bound=65535)
 flags.DEFINE_string("learner_address", None, "Cluster mode, actor: the "
                     "learner's HOST:PORT.")
 flags.DEFINE_float("connect_timeout_s", 120.0, "Actor: how long to keep "
@@ -206,8 +218,9 @@ def _num_actors() -> int:
 
 def _queue_capacity(exp, num_actors) -> int:
   from impala_tf import experiment  # pylint: disable=g-import-not-at-top
-  capacity = FLAGS.queue_capacity or experiment.default_queue_capacity(
-      exp, num_actors)
+  capacity = FLAGS.queue_capacity
+  if capacity is None:
+    capacity = experiment.default_queue_capacity(exp, num_actors)
   try:
     experiment.check_queue_capacity(exp, capacity)
   except ValueError as e:
@@ -244,7 +257,7 @@ def _configure_cpu(exp, role: str) -> str:
   tf_startup.import_tensorflow()
   here = "on" if cpu.tf_onednn_enabled() else "off"
   if role == "actor":
-    return f"{info.describe()}; oneDNN {here} ({choice.source})"
+    return f"{info.describe()}; onednn {here} ({choice.source})"
   if choice.source == "user":
     actors = f"{'on' if choice.enabled else 'off'} (user)"
   elif FLAGS.onednn == "auto":
@@ -252,7 +265,7 @@ def _configure_cpu(exp, role: str) -> str:
               else "off") + " (auto) on this CPU"
   else:
     actors = f"{FLAGS.onednn} (flag)"
-  return (f"{info.describe()}; oneDNN {here} in the learner "
+  return (f"{info.describe()}; onednn {here} in the learner "
           f"({choice.source}), {actors} in actors")
 
 
@@ -283,7 +296,8 @@ def _run_learner_role(exp, port: int, num_actors: int):
   learner_loop.run_learner(
       exp, learner, channels, queue_capacity=capacity,
       logdir=FLAGS.logdir, log_interval_s=FLAGS.log_interval_s,
-      checkpoint_interval_s=FLAGS.checkpoint_interval_s, stop=stop, log=_log)
+      checkpoint_interval_s=FLAGS.checkpoint_interval_s, stop=stop, log=_log,
+      max_nonfinite_updates=FLAGS.max_nonfinite_updates)
 
 
 def _run_actor_role(exp, task: int, learner_address: str):
@@ -324,13 +338,18 @@ def _run_local(exp, num_actors: int, argv):
   # name): every child must use the same.
   this = [sys.executable, "-m", "impala_tf.launch", *argv[1:],
           f"--logdir={FLAGS.logdir}"]
-  supervisor = processes.Supervisor(log=_log)
   if (FLAGS.isolation == "auto" and not isolation.is_isolated() and
       isolation.private_network_available()):
     # The same launch again, inside a network namespace with only loopback.
+    supervisor = processes.Supervisor(log=_log)
     supervisor.start("launcher", isolation.isolated_argv(this))
     outcome = supervisor.run_until("launcher")
     return _exit_code(outcome)
+
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  supervisor = processes.Supervisor(
+      log=_log,
+      status_path=os.path.join(FLAGS.logdir, run_dir.ACTORS_STATUS_FILE))
 
   port = server_lib.free_port()
   if not isolation.is_isolated():
@@ -341,7 +360,24 @@ def _run_local(exp, num_actors: int, argv):
         "--job=actor", f"--task={task}",
         f"--learner_address=127.0.0.1:{port}"], restart=True)
   outcome = supervisor.run_until("learner")
+  if outcome.crash_loop is not None:
+    # The learner was stopped like any other way (a last checkpoint of its
+    # finite state); the run failed, and this is why.
+    message = (f"actors failed {supervisor.crash_loop_count} times in "
+               f"{supervisor.crash_loop_window_s / 60:g} min with the same "
+               f"error, so the run stopped: {outcome.crash_loop}")
+    _mark_failed(message)
+    raise errors.RunError(message)
   return _exit_code(outcome)
+
+
+def _mark_failed(message: str):
+  """Records in result.json that the run failed, and why."""
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  path = os.path.join(FLAGS.logdir, run_dir.RESULT_FILE)
+  record = run_dir.read_json(path) or {}
+  record.update(status="failed", error=message)
+  run_dir.write_json(path, record)
 
 
 def _exit_code(outcome) -> int:
@@ -359,56 +395,102 @@ def main(argv):
   # inherit it.
   tf_startup.set_log_level(FLAGS.tf_log_level)
   exp = _build_experiment()
-  if FLAGS.logdir is None and FLAGS.job is None:
-    FLAGS.logdir = os.path.join(
-        "runs", f"{FLAGS.suite}-{time.strftime('%Y%m%d-%H%M%S')}")
   num_actors = _num_actors()
-
   if FLAGS.job is not None:
     role = (FLAGS.job, FLAGS.task, FLAGS.learner_address)
   else:
     role = _tf_config_role()
-  if role is None:
-    if FLAGS.run_mode == "threads":
-      # Learner and actors share this process: the learner's choice.
-      _log(f"Learner and actor threads on {_configure_cpu(exp, 'learner')}.")
-      from impala_tf import in_process  # pylint: disable=g-import-not-at-top
-      capacity = _queue_capacity(exp, num_actors)
-      _check_resume(exp)
-      stop = threading.Event()
-      _stop_on_signals(stop)
-      in_process.train_in_process(
-          exp, num_actors, queue_capacity=capacity,
-          logdir=FLAGS.logdir, seed=FLAGS.seed,
-          log_interval_s=FLAGS.log_interval_s,
-          checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log,
-          stop=stop)
-      return 0
-    # Refuse bad sizes and a mismatched run directory before starting.
-    _queue_capacity(exp, num_actors)
-    _check_resume(exp)
-    return _run_local(exp, num_actors, sys.argv)
-
-  job, task, learner_address = role
+  job = role[0] if role else None
+  if job == "actor":
+    if not role[2]:
+      raise UsageError("An actor needs --learner_address=HOST:PORT (or "
+                       "TF_CONFIG).")
+    _learner_port(role[2])  # Refuses a malformed address.
+    _run_actor_role(exp, role[1], role[2])
+    return 0
+  # Local, thread or learner mode: a run with a run directory. Everything
+  # is checked, and the directory locked, before anything starts.
+  capacity = _queue_capacity(exp, num_actors)
   if job == "learner":
-    port = FLAGS.port
-    if port is None and learner_address:
-      port = int(learner_address.rpartition(":")[2])
+    port = FLAGS.port or (_learner_port(role[2]) if role[2] else None)
     if not port:
       raise UsageError("The learner needs --port (or TF_CONFIG's learner "
                        "address).")
-    _run_learner_role(exp, port, num_actors)
+  elif FLAGS.logdir is None:
+    FLAGS.logdir = os.path.join(
+        "runs", f"{FLAGS.suite}-{time.strftime('%Y%m%d-%H%M%S')}")
+  lock = None
+  if FLAGS.logdir:
+    _check_run_directory(FLAGS.logdir)
+    _check_resume(exp)
+    from impala_tf import run_lock  # pylint: disable=g-import-not-at-top
+    try:
+      lock = run_lock.RunLock(FLAGS.logdir).acquire(force=FLAGS.force_unlock,
+                                                    log=_log)
+    except run_lock.RunDirectoryBusyError as e:
+      raise UsageError(str(e)) from None
+  try:
+    if job == "learner":
+      _run_learner_role(exp, port, num_actors)
+      return 0
+    if FLAGS.run_mode == "processes":
+      return _run_local(exp, num_actors, sys.argv)
+    # Learner and actors share this process: the learner's choice.
+    _log(f"Learner and actor threads on {_configure_cpu(exp, 'learner')}.")
+    from impala_tf import in_process  # pylint: disable=g-import-not-at-top
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    in_process.train_in_process(
+        exp, num_actors, queue_capacity=capacity, logdir=FLAGS.logdir,
+        seed=FLAGS.seed, log_interval_s=FLAGS.log_interval_s,
+        checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log,
+        stop=stop, max_nonfinite_updates=FLAGS.max_nonfinite_updates)
     return 0
-  if not learner_address:
-    raise UsageError("An actor needs --learner_address=HOST:PORT (or "
-                     "TF_CONFIG).")
-  _run_actor_role(exp, task, learner_address)
-  return 0
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _learner_port(address: str) -> int:
+  from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+  try:
+    return server_lib.split_address(address)[1]
+  except ValueError as e:
+    raise UsageError(f"--learner_address (or TF_CONFIG): {e}") from None
+
+
+def _check_run_directory(logdir: str):
+  """The run directory must be a directory this process can create and
+  write; a URL (gs://...) is checked by TF when the learner starts."""
+  if "://" in logdir:
+    return
+  try:
+    os.makedirs(logdir, exist_ok=True)
+  except FileExistsError:
+    raise UsageError(f"--logdir {logdir} is a file, not a directory.") from None
+  except OSError as e:
+    raise UsageError(f"--logdir {logdir} cannot be created: "
+                     f"{e.strerror}.") from None
+  probe = os.path.join(logdir, f".write-test-{os.getpid()}")
+  try:
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UsageError(f"--logdir {logdir} is not writable: {e.strerror}.") from None
+
+
+def _parse_flags(argv):
+  """absl's parsing, with a bad flag reported as one line and exit 2."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"impala_tf.launch: error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 def run():
   """Console entry point: bad input is one line on stderr and exit code 2."""
-  from impala_tf import errors  # pylint: disable=g-import-not-at-top
   from impala_tf import suites  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
 
@@ -429,7 +511,7 @@ def run():
       print(f"impala_tf.launch: error: {e}", file=sys.stderr)
       return 1
 
-  app.run(guarded)
+  app.run(guarded, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@
    `reward[t+1]` and the discount `γ · (1 − done[t+1])`;
 3. V-trace targets, the three losses (losses.py), gradients all-reduced
    across replicas, global-norm clipping, TF1-style RMSProp with the learning
-   rate annealed linearly to 0 over `config.total_frames`.
+   rate annealed linearly to 0 over `config.total_frames`;
+4. unless the loss or the gradient norm is not finite: then nothing is
+   applied, the update count stays, and the logs say `finite=False` (the
+   learner loop's divergence guard counts these).
 
 Multi-device: the strategy is a `snt.distribute.Replicator` (a
 `tf.distribute.MirroredStrategy` whose variables are replica-local, so each
@@ -122,9 +125,10 @@ class Learner:
     # Every replica returns the same all-reduced logs.
     logs = self.strategy.experimental_local_results(logs)[0]
     steps = tf.shape(batch["reward"], out_type=tf.int64)
+    # The frames were consumed either way; only an applied update counts.
     self.num_frames.assign_add(
         steps[0] * (steps[1] - 1) * self.config.frames_per_step)
-    self.num_updates.assign_add(1)
+    self.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
     logs["learning_rate"] = learning_rate
     return logs
 
@@ -179,8 +183,6 @@ class Learner:
                                                     config.max_grad_norm)
     else:
       grad_norm = tf.linalg.global_norm(gradients)
-    self.optimizer.apply(gradients, variables, learning_rate)
-
     logs = ctx.all_reduce(reduce_op, {
         "total_loss": total_loss, "pg_loss": pg_loss,
         "baseline_loss": baseline_loss, "entropy_loss": entropy_loss})
@@ -188,4 +190,15 @@ class Learner:
         "mean_vs": tf.reduce_mean(targets.vs),
         "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}))
     logs["grad_norm"] = grad_norm
+    # The divergence guard: a non-finite loss or gradient is never applied.
+    # The norm is of the all-reduced gradients and the losses are reduced,
+    # so every replica takes the same branch.
+    finite = tf.logical_and(tf.math.is_finite(grad_norm),
+                            tf.math.is_finite(logs["total_loss"]))
+
+    def apply():
+      self.optimizer.apply(gradients, variables, learning_rate)
+      return tf.constant(True)
+
+    logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))
     return logs

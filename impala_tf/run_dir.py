@@ -9,6 +9,8 @@ or an NFS directory works like a local one):
   events.out.*      TensorBoard summaries
   saved_model/      the exported policy (`impala_tf.export`), at the end
   result.json       frames, updates, recent returns and status, at the end
+  actors.json       actor restarts and their last cause (local mode)
+  LOCK              held by the run that uses the directory (`run_lock.py`)
 
 Files of ours are written to a temporary name and renamed, so a reader
 never sees half a file. Local paths use plain file calls, so the launcher can
@@ -26,6 +28,8 @@ CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 CHECKPOINT_DIR = "checkpoints"
 SAVED_MODEL_DIR = "saved_model"
+# Written by the local launcher's supervisor: actor restarts and causes.
+ACTORS_STATUS_FILE = "actors.json"
 # Inside an exported policy: its metadata as a plain JSON file.
 POLICY_METADATA_FILE = "assets.extra/impala_tf.json"
 

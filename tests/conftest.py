@@ -2,8 +2,9 @@
 
 import os
 
-# Quiet TF's C++ start-up chatter in test output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet TF's C++ start-up chatter in test output, and in the processes the
+# tests start (the launcher hides it by default too).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -13,3 +14,21 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+import subprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
+import sys  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture
+def cpu_hog():
+  """Keeps every core busy while a test runs (fault tests must not depend
+  on a quiet machine); the hogs end with the test."""
+  hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+          for _ in range(os.cpu_count() or 1)]
+  yield hogs
+  for hog in hogs:
+    hog.kill()
+    hog.wait()

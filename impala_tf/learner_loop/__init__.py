@@ -5,10 +5,12 @@
 * `base.LoopPart` is what every other piece implements (hooks `start`,
   `after_update`, `tick`, `end`);
 * the parts of a run: episode statistics (`episodes.EpisodeStats`, always
-  there), weight publishing (`publishing.WeightPublisher`), the run record
+  there), the divergence guard (`divergence.DivergenceGuard`), weight
+  publishing (`publishing.WeightPublisher`), the run record
   (`recording.RunRecord`: config.json, result.json), checkpointing
   (`checkpointing.Checkpointer`), policy export at the end
-  (`exporting.PolicyExporter`) and progress reporting
+  (`exporting.PolicyExporter`), actor health from the launcher's
+  supervisor (`actors.ActorHealth`) and progress reporting
   (`progress.ProgressReporter`).
 
 `run_learner` assembles the standard loop; a feature adds a part by passing
@@ -20,8 +22,10 @@ import threading
 from typing import Callable, Optional, Sequence
 
 from impala_tf import run_dir
+from impala_tf.learner_loop import actors
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import checkpointing
+from impala_tf.learner_loop import divergence
 from impala_tf.learner_loop import exporting
 from impala_tf.learner_loop import loop as loop_lib
 from impala_tf.learner_loop import progress
@@ -37,7 +41,8 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
                 checkpoint_interval_s: float = 600.0,
                 stop: Optional[threading.Event] = None,
                 log: Callable[[str], None] = print,
-                extra_parts: Sequence[base.LoopPart] = ()
+                extra_parts: Sequence[base.LoopPart] = (),
+                max_nonfinite_updates: int = 5
                 ) -> loop_lib.TrainingResult:
   """Trains until `config.total_frames` (or `stop`), then closes the queue.
 
@@ -47,7 +52,8 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
   readable checkpoint first; writes TensorBoard summaries with every
   progress line; saves a checkpoint every `checkpoint_interval_s`; at the
   end saves a last one, exports the policy and writes result.json. Ends
-  with the "Done" line.
+  with the "Done" line. After `max_nonfinite_updates` non-finite updates
+  in a row, ends the run with `divergence.DivergenceError`.
 
   Args:
     channels: the `runtime.channels.Channels` the learner hosts.
@@ -61,6 +67,8 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
         os.path.join(logdir, run_dir.CHECKPOINT_DIR), checkpoint_interval_s))
     parts.append(exporting.PolicyExporter(
         os.path.join(logdir, run_dir.SAVED_MODEL_DIR)))
+    parts.append(actors.ActorHealth(logdir))
+  parts.append(divergence.DivergenceGuard(max_nonfinite_updates))
   parts.append(publishing.WeightPublisher(channels.weights))
   parts.append(progress.ProgressReporter(queue_capacity, log_interval_s,
                                          logdir))

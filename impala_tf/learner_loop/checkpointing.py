@@ -7,12 +7,15 @@ truncated file, a lost shard), the one before it is used, and so on; if
 none can be read, the run stops with an error and deletes nothing.
 """
 
+import os
 from typing import Callable, Optional
 
 import tensorflow as tf
 
 from impala_tf import errors
+from impala_tf import faults
 from impala_tf.learner_loop import base
+from impala_tf.learner_loop import divergence
 
 
 class CheckpointError(errors.RunError):
@@ -82,6 +85,7 @@ class Checkpointer(base.LoopPart):
     self._checkpoint = None
     self._manager = None
     self._last_save = 0.0
+    self._saved_number = None
 
   def start(self, loop):
     learner = loop.learner
@@ -93,14 +97,61 @@ class Checkpointer(base.LoopPart):
     if self.restored:
       loop.log(f"Restored {self.restored} at {loop.num_frames:,} frames, "
                f"{loop.num_updates:,} updates.")
+      self._saved_number = loop.num_updates
     # Made after the restore: the manager deletes nothing until it saves.
     self._manager = tf.train.CheckpointManager(
         self._checkpoint, self.directory, max_to_keep=self.max_to_keep)
     self._last_save = loop.start_time
 
-  def save(self, loop) -> str:
-    """Saves now; returns the checkpoint's path prefix."""
-    return self._manager.save(checkpoint_number=loop.num_updates)
+  def latest(self) -> Optional[str]:
+    """The newest checkpoint saved or restored (None before any)."""
+    return self._manager.latest_checkpoint if self._manager else None
+
+  def save(self, loop, final: bool = False) -> Optional[str]:
+    """Saves now; returns the checkpoint's path prefix, or None if nothing
+    was saved.
+
+    Never saves a non-finite weight (the newest checkpoint stays the last
+    good one). A failed write (full disk, permissions, a network filesystem)
+    removes its partial files and is one line; the next interval tries
+    again. A failed `final` save raises `CheckpointError` with that line.
+    """
+    number = loop.num_updates
+    if self._saved_number == number:
+      return self.latest()  # Nothing new since the last save.
+    if not all(bool(tf.reduce_all(tf.math.is_finite(v)))
+               for v in loop.learner.variables):
+      loop.log(f"Not saving a checkpoint: the weights are not finite; the "
+               f"newest checkpoint stays {self.latest()}.")
+      return None
+    try:
+      faults.fail_if_injected("checkpoint_write")
+      path = self._manager.save(checkpoint_number=number)
+    except (OSError, tf.errors.OpError) as e:
+      self._remove_partial(number)
+      loop.counters["failed_checkpoint_saves"] = (
+          loop.counters.get("failed_checkpoint_saves", 0) + 1)
+      message = (f"Could not save checkpoint {number} ({_first_line(e)}); "
+                 f"the newest good checkpoint is {self.latest()}.")
+      if final:
+        raise CheckpointError(message) from e
+      loop.log(f"{message} Trying again in {self.interval_s:g} s.")
+      return None
+    self._saved_number = number
+    return path
+
+  def _remove_partial(self, number: int):
+    """Deletes what a failed save of checkpoint `number` left behind."""
+    prefix = os.path.join(self.directory, f"ckpt-{number}")
+    for path in tf.io.gfile.glob(prefix + "_temp*") + tf.io.gfile.glob(
+        prefix + ".*"):
+      try:
+        if tf.io.gfile.isdir(path):
+          tf.io.gfile.rmtree(path)
+        else:
+          tf.io.gfile.remove(path)
+      except (OSError, tf.errors.OpError):
+        pass  # Best effort: the same failure may forbid the removal too.
 
   def tick(self, loop, now):
     if now - self._last_save >= self.interval_s:
@@ -108,4 +159,8 @@ class Checkpointer(base.LoopPart):
       self._last_save = now
 
   def end(self, loop):
-    self.save(loop)
+    if isinstance(loop.error, divergence.DivergenceError):
+      # The weights that diverged are finite but no use; keep the last
+      # checkpoint taken before.
+      return
+    self.save(loop, final=True)

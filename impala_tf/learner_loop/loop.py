@@ -107,8 +107,10 @@ class LearnerLoop:
   Attributes the parts read: `experiment`, `learner`, `trajectory_queue`,
   `episodes` (the run's `episodes.EpisodeStats`), `log`, `start_time`,
   `wait_s` (total seconds spent waiting for a batch), `num_frames`,
-  `num_updates`, and in `end` `error` (the exception ending the run, or
-  None).
+  `num_updates`, `counters` (name → count, shown with every progress
+  line), `status` (name → text, shown in heartbeat lines),
+  `last_batch_time`, and in `end` `error` (the exception ending the run,
+  or None).
   """
 
   def __init__(self, experiment, learner, trajectory_queue,
@@ -125,6 +127,13 @@ class LearnerLoop:
     self.start_time = time.time()
     self.wait_s = 0.0
     self.error: Optional[BaseException] = None
+    # Event counts parts keep (e.g. skipped non-finite updates); the
+    # progress line and TensorBoard show them.
+    self.counters: dict[str, int] = {}
+    # Short texts parts keep about the run's state (e.g. actor restarts);
+    # heartbeat lines show them.
+    self.status: dict[str, str] = {}
+    self.last_batch_time = time.time()
 
   @property
   def num_frames(self) -> int:
@@ -149,35 +158,57 @@ class LearnerLoop:
       for part in self.parts:
         part.start(self)
         started.append(part)
-      stager = BatchStager(self.trajectory_queue,
-                           self.experiment.config.batch_size, device)
-      while self.num_frames < total_frames and not self.stop.is_set():
-        wait_start = time.time()
-        try:
-          batch = stager.get(timeout_s=1.0)
-        except queue_lib.Empty:
-          self.wait_s += time.time() - wait_start
-          self._tick()
-          continue
-        except queue_runtime.QueueClosedError:
-          self.log("The trajectory queue closed; stopping.")
-          break
-        self.wait_s += time.time() - wait_start
-        updates_before = self.num_updates
-        logs = self.learner.update(batch)
-        update = base.Update(batch, logs,
-                        updates_before - batch["policy_version"].numpy())
-        for part in self.parts:
-          part.after_update(self, update)
-        self._tick()
+      self._train(total_frames, device)
     except BaseException as error:
       self.error = error
       raise
     finally:
-      self.trajectory_queue.close(cancel_pending_enqueues=True)
-      for part in reversed(started):
-        part.end(self)
+      self._end(started)
     return self.result()
+
+  def _train(self, total_frames: int, device: str):
+    stager = BatchStager(self.trajectory_queue,
+                         self.experiment.config.batch_size, device)
+    while self.num_frames < total_frames and not self.stop.is_set():
+      wait_start = time.time()
+      try:
+        batch = stager.get(timeout_s=1.0)
+      except queue_lib.Empty:
+        self.wait_s += time.time() - wait_start
+        self._tick()
+        continue
+      except queue_runtime.QueueClosedError:
+        self.log("The trajectory queue closed; stopping.")
+        break
+      self.wait_s += time.time() - wait_start
+      self.last_batch_time = time.time()
+      if faults.take_once("nonfinite_loss"):
+        batch = dict(batch, reward=batch["reward"] * float("nan"))
+      updates_before = self.num_updates
+      logs = self.learner.update(batch)
+      update = base.Update(batch, logs,
+                           updates_before - batch["policy_version"].numpy())
+      for part in self.parts:
+        part.after_update(self, update)
+      self._tick()
+
+  def _end(self, started):
+    """Closes the queue (actors blocked on it exit) and ends every started
+    part, in reverse order, even when one of them fails: the first such
+    failure becomes the run's error (later parts, e.g. the run record, see
+    it) and is raised unless the run already failed."""
+    self.trajectory_queue.close(cancel_pending_enqueues=True)
+    failure = None
+    for part in reversed(started):
+      try:
+        part.end(self)
+      except Exception as error:  # pylint: disable=broad-except
+        if failure is None:
+          failure = error
+        if self.error is None:
+          self.error = error
+    if failure is not None and self.error is failure:
+      raise failure
 
   def result(self) -> TrainingResult:
     """The run's figures so far."""

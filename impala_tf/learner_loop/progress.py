@@ -22,9 +22,11 @@ def format_duration(seconds: float) -> str:
 class ProgressReporter(base.LoopPart):
   """Every `interval_s` with at least one update since the last line: a
   progress line (frames, throughput, queue fill, the share of time the
-  learner waited for data, policy lag, recent returns, losses, time) and
-  the same figures as TensorBoard summaries in `logdir` (if given), at the
-  frame count as step.
+  learner waited for data, policy lag, recent returns, losses, the loop's
+  counters, time) and the same figures as TensorBoard summaries in `logdir`
+  (if given), at the frame count as step. Every `interval_s` without one: a
+  heartbeat line saying how long nothing came, with the loop's status
+  texts (e.g. actors restarting and why).
 
   Args:
     queue_capacity: the trajectory queue's capacity (for the fill).
@@ -55,7 +57,15 @@ class ProgressReporter(base.LoopPart):
   def tick(self, loop, now):
     last_time, last_frames, last_updates, last_wait = self._last
     elapsed = now - last_time
-    if elapsed < self.interval_s or not self._lags:
+    if elapsed < self.interval_s:
+      return
+    if not self._lags:
+      # A heartbeat: the run is alive, and says why nothing arrives.
+      waited = now - loop.last_batch_time
+      loop.log(f"waiting for actors: no trajectory for {waited:.0f} s"
+               + "".join(f"; {text}" for text in loop.status.values()
+                         if text))
+      self._last = (now, last_frames, last_updates, last_wait)
       return
     frames, updates = loop.num_frames, loop.num_updates
     fps = (frames - last_frames) / elapsed
@@ -66,7 +76,8 @@ class ProgressReporter(base.LoopPart):
         queue_fill=loop.trajectory_queue.size() / self.queue_capacity,
         learner_wait=(loop.wait_s - last_wait) / elapsed,
         lag_mean=float(lag.mean()), lag_max=int(lag.max()),
-        logs={k: float(v) for k, v in self._logs.items()})
+        logs={k: float(v) for k, v in self._logs.items() if k != "finite"},
+        counters=dict(loop.counters))
     total = loop.experiment.config.total_frames
     remaining = (total - frames) / fps if fps > 0 else math.inf
     mean_returns = loop.episodes.mean_returns()
@@ -97,6 +108,9 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
   else:
     returns = (f"return (mean of {len(finite)}/{len(mean_returns)} levels) "
                f"{np.mean(finite) if finite else math.nan:.2f}")
+  counters = "".join(f" | {name.replace('_', ' ')} {value:,}"
+                     for name, value in progress.get("counters", {}).items()
+                     if value)
   return (
       f"frames {progress['frames']:,} | {progress['fps']:,.0f} f/s | "
       f"{progress['updates_per_s']:.1f} upd/s | queue "
@@ -106,7 +120,7 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
       f"loss {logs.get('total_loss', math.nan):.3g} pg "
       f"{logs.get('pg_loss', math.nan):.3g} base "
       f"{logs.get('baseline_loss', math.nan):.3g} ent "
-      f"{logs.get('entropy_loss', math.nan):.3g} | "
+      f"{logs.get('entropy_loss', math.nan):.3g}{counters} | "
       f"{format_duration(elapsed)} elapsed, "
       f"{format_duration(remaining)} left")
 
@@ -130,6 +144,8 @@ def write_summaries(writer, progress: dict, lag: np.ndarray,
         tf.summary.scalar(f"return/{level}", value)
     for name, value in scores.items():
       tf.summary.scalar(f"score/{name}", value)
+    for name, value in progress.get("counters", {}).items():
+      tf.summary.scalar(f"counters/{name}", value)
 
 
 def done_line(result) -> str:

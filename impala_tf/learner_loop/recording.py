@@ -5,6 +5,7 @@ import os
 
 from impala_tf import run_dir
 from impala_tf.learner_loop import base
+from impala_tf.learner_loop import divergence
 
 
 class RunRecord(base.LoopPart):
@@ -12,7 +13,8 @@ class RunRecord(base.LoopPart):
   or suite (`run_dir.ResumeMismatchError`), reports the settings a resumed
   run changes, and saves config.json. At the end: result.json, with
   `status` "completed" (the frame budget is spent), "stopped" (asked to
-  stop earlier) or "failed" (an error ended the run)."""
+  stop earlier), "diverged" (`divergence.DivergenceError`) or "failed"
+  (another error ended the run)."""
 
   def __init__(self, logdir: str):
     self.logdir = logdir
@@ -25,7 +27,9 @@ class RunRecord(base.LoopPart):
     run_dir.save_config(self.logdir, loop.experiment)
 
   def end(self, loop):
-    if loop.error is not None:
+    if isinstance(loop.error, divergence.DivergenceError):
+      status = "diverged"
+    elif loop.error is not None:
       status = "failed"
     elif loop.num_frames >= loop.experiment.config.total_frames:
       status = "completed"

@@ -7,18 +7,31 @@ which then stops children in order. Each child also gets
 ``PR_SET_PDEATHSIG=SIGKILL``: if the launcher dies without cleaning up (even
 from SIGKILL), the kernel kills the child.
 
-Output: children inherit the launcher's stdout/stderr unless a ``logdir`` is
-given, in which case each child's stdout and stderr go to
-``logdir/<name>.log`` (appended across restarts).
+Output: children inherit the launcher's stdout; their stderr passes through
+the supervisor line by line, which keeps each child's last error line: the
+cause of a crash. With a ``logdir``, each child's stdout and stderr go to
+``logdir/<name>.log`` (appended across restarts) and the cause is that
+file's last line.
+
+Crash loops: when restartable children exit with the same cause
+``crash_loop_count`` times within ``crash_loop_window_s`` (5 in 5 minutes
+by default), restarting them again would not help; ``run_until`` then
+stops every child and reports that cause. With a ``status_path``, the
+restarts, the children waiting to restart and the last cause are written
+there (JSON) whenever they change, for the learner to show.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
+import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from typing import Callable, Mapping, NamedTuple, Sequence
 
@@ -48,13 +61,20 @@ class _Child:
   backoff_s: float = 0.0
   restart_at: float | None = None
   returncode: int | None = None
+  last_error: str = ""  # The last non-empty line it wrote to stderr.
+  reader: threading.Thread | None = None
 
 
 class RunResult(NamedTuple):
   """How ``run_until`` ended: the main child's exit code, or the signal that
-  stopped the launcher (then ``returncode`` is None)."""
+  stopped the launcher (then ``returncode`` is None), or a crash loop
+  (``crash_loop`` is its cause; ``returncode`` is None)."""
   returncode: int | None
   signal: int | None
+  crash_loop: str | None = None
+
+
+_ERROR_PREFIX = "impala_tf.launch: error: "
 
 
 class Supervisor:
@@ -68,6 +88,8 @@ class Supervisor:
                grace_s: float = 5.0, restart_backoff_s: float = 1.0,
                max_restart_backoff_s: float = 30.0,
                stable_after_s: float = 60.0,
+               crash_loop_count: int = 5, crash_loop_window_s: float = 300.0,
+               status_path: str | None = None,
                log: Callable[[str], None] = print):
     self._children: dict[str, _Child] = {}
     self._logdir = os.fspath(logdir) if logdir is not None else None
@@ -75,6 +97,11 @@ class Supervisor:
     self.restart_backoff_s = restart_backoff_s
     self.max_restart_backoff_s = max_restart_backoff_s
     self.stable_after_s = stable_after_s
+    self.crash_loop_count = crash_loop_count
+    self.crash_loop_window_s = crash_loop_window_s
+    self.crash_loop: str | None = None
+    self._failures: collections.deque = collections.deque()
+    self._status_path = status_path
     self._log = log
     self._stop_signal: int | None = None
 
@@ -104,7 +131,7 @@ class Supervisor:
     try:
       child.popen = subprocess.Popen(
           child.argv, env=child.env, stdin=subprocess.DEVNULL,
-          stdout=out, stderr=subprocess.STDOUT if out else None,
+          stdout=out, stderr=subprocess.STDOUT if out else subprocess.PIPE,
           start_new_session=True,
           preexec_fn=lambda: _child_setup(parent))
     finally:
@@ -113,6 +140,34 @@ class Supervisor:
     child.started_at = time.monotonic()
     child.restart_at = None
     child.returncode = None
+    child.last_error = ""
+    if out is None:
+      child.reader = threading.Thread(
+          target=self._forward_stderr, args=(child, child.popen.stderr),
+          daemon=True, name=f"stderr-{child.name}")
+      child.reader.start()
+
+  @staticmethod
+  def _forward_stderr(child: _Child, stream):
+    """Copies a child's stderr to ours, line by line, keeping its last
+    non-empty line."""
+    for raw in iter(stream.readline, b""):
+      sys.stderr.buffer.write(raw)
+      sys.stderr.flush()
+      line = raw.decode(errors="replace").strip()
+      if line:
+        child.last_error = line
+    stream.close()
+
+  def _cause(self, child: _Child, code: int) -> str:
+    """Why a child exited: its last error line, else its exit status."""
+    if child.reader is not None:
+      child.reader.join(timeout=2.0)  # The rest of its stderr.
+    line = child.last_error
+    if self._logdir is not None:
+      line = _last_line(os.path.join(self._logdir, f"{child.name}.log"))
+    line = line[len(_ERROR_PREFIX):] if line.startswith(_ERROR_PREFIX) else line
+    return line or f"exit {_describe(code)}"
 
   @staticmethod
   def _alive(child: _Child) -> bool:
@@ -145,15 +200,49 @@ class Supervisor:
       child.returncode = code
       # Exit code 0 is a clean finish (an actor whose queue closed): final.
       if child.restart and code != 0 and self._stop_signal is None:
+        cause = self._cause(child, code)
+        if self._is_crash_loop(now, cause):
+          self.crash_loop = cause
+          self._log(f"supervisor: {child.name} (pid {child.popen.pid}) "
+                    f"exited with {_describe(code)}: {cause}; that is "
+                    f"{self.crash_loop_count} times in "
+                    f"{self.crash_loop_window_s:g} s, so restarting again "
+                    "would not help")
+          ended[child.name] = code
+          continue
         if now - child.started_at >= self.stable_after_s:
           child.backoff_s = self.restart_backoff_s  # It had been healthy.
         child.restart_at = now + child.backoff_s
         self._log(f"supervisor: {child.name} (pid {child.popen.pid}) exited "
-                  f"with {_describe(code)}; restarting in {child.backoff_s:.1f}s")
+                  f"with {_describe(code)}: {cause}; restarting in "
+                  f"{child.backoff_s:.1f}s")
         child.backoff_s = min(child.backoff_s * 2, self.max_restart_backoff_s)
+        self._write_status(cause)
       else:
         ended[child.name] = code
     return ended
+
+  def _is_crash_loop(self, now: float, cause: str) -> bool:
+    self._failures.append((now, cause))
+    while self._failures and now - self._failures[0][0] > (
+        self.crash_loop_window_s):
+      self._failures.popleft()
+    return sum(c == cause for _, c in self._failures) >= self.crash_loop_count
+
+  def _write_status(self, cause: str):
+    """The restarts so far, for the learner (see the module docstring)."""
+    if self._status_path is None:
+      return
+    restarting = sorted(c.name for c in self._children.values()
+                        if c.restart_at is not None)
+    status = {"restarts": sum(c.restarts for c in self._children.values())
+                          + len(restarting),
+              "restarting": restarting, "last_error": cause,
+              "time": time.time()}
+    temporary = f"{self._status_path}.tmp-{os.getpid()}"
+    with open(temporary, "w") as f:
+      json.dump(status, f)
+    os.replace(temporary, self._status_path)
 
   # ------------------------------------------------------------- stopping
 
@@ -194,6 +283,9 @@ class Supervisor:
     try:
       while self._stop_signal is None:
         ended = self.poll()
+        if self.crash_loop is not None:
+          self.terminate_all()
+          return RunResult(None, None, self.crash_loop)
         if main in ended:
           self.terminate_all()
           return RunResult(ended[main], None)
@@ -212,6 +304,18 @@ def _signal_group(pgid: int, sig: int):
     os.killpg(pgid, sig)
   except ProcessLookupError:
     pass  # The whole group is gone already: that is what we wanted.
+
+
+def _last_line(path: str) -> str:
+  """The last non-empty line of a text file ("" if none)."""
+  try:
+    with open(path, "rb") as f:
+      f.seek(max(0, os.path.getsize(path) - 4096))
+      lines = [l.strip() for l in f.read().decode(errors="replace").split(
+          "\n") if l.strip()]
+  except OSError:
+    return ""
+  return lines[-1] if lines else ""
 
 
 def _describe(code: int) -> str:

@@ -324,7 +324,10 @@ class TrajectoryQueue:
       yield
     except tf.errors.CancelledError as e:
       # TF reports both "queue is closed" and "pending enqueue cancelled by
-      # close()" as CancelledError.
+      # close()" as CancelledError; a cancelled RPC to a learner that died
+      # is one too, and is not a closed queue.
+      if "queue" not in str(e).lower():
+        raise
       raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
 
   def dequeue_many(self, n: int) -> dict[str, tf.Tensor]:

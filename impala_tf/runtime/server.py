@@ -37,6 +37,30 @@ class LearnerLostError(ConnectionError):
   """A connected learner stopped answering (it crashed or was killed)."""
 
 
+# What a remote op's error says when the learner's process is gone, in the
+# words TF and gRPC use for it: a dead peer surfaces as UnavailableError,
+# CancelledError or AbortedError, but also as a TypeError ("Binding inputs to
+# tf.function failed due to recvmsg:Connection reset by peer") or an
+# InternalError around a gRPC status.
+_LOST_PATTERNS = ("connection reset", "connection refused", "socket closed",
+                  "failed to connect", "recvmsg", "sendmsg", "broken pipe",
+                  "remote target has been disconnected", "connection aborted",
+                  "unavailable", "end of file")
+
+
+def is_learner_lost(error: BaseException) -> bool:
+  """Whether `error`, raised by an op on the learner, means the learner's
+  process is gone (and not a bug to report with its traceback)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError)):
+    return True
+  if isinstance(error, (tf.errors.CancelledError, tf.errors.InternalError,
+                        tf.errors.UnknownError, TypeError)):
+    text = str(error).lower()
+    return any(pattern in text for pattern in _LOST_PATTERNS)
+  return False
+
+
 def free_port(host: str = "127.0.0.1") -> int:
   """A TCP port that was free a moment ago (the OS picks it).
 
@@ -107,10 +131,12 @@ def _tcp_reachable(host: str, port: int, timeout_s: float) -> bool:
     return False
 
 
-def _split_address(address: str) -> tuple[str, int]:
+def split_address(address: str) -> tuple[str, int]:
+  """(host, port) of "host:port"; a ValueError says what is wrong."""
   host, sep, port = address.rpartition(":")
-  if not sep or not host or not port.isdigit():
-    raise ValueError(f"learner address must be 'host:port', got {address!r}")
+  if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise ValueError(f"the learner address must be HOST:PORT with a port in "
+                     f"1..65535, got {address!r}")
   return host.strip("[]"), int(port)
 
 
@@ -135,7 +161,7 @@ def connect_to_learner(address: str, *, timeout_s: float = 60.0,
   by something that is not a TF server also ends in a clear error.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  host, port = _split_address(address)
+  host, port = split_address(address)
   start = time.monotonic()
   deadline = start + timeout_s
   wait = initial_backoff_s

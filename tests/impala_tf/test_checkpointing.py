@@ -2,6 +2,8 @@
 newest cannot be read."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -101,3 +103,73 @@ def test_no_readable_checkpoint_is_an_error_that_deletes_nothing(tmp_path):
     checkpointing.restore_newest(_checkpoint(_new_learner(exp)),
                                  str(tmp_path), log=lambda _: None)
   assert sorted(os.listdir(tmp_path)) == before
+
+
+# Runs as root of a user and mount namespace of its own (`unshare`), where
+# it mounts a small tmpfs: a real full disk, whatever the machine's.
+_FULL_DISK = r"""
+import os, subprocess, sys
+directory = sys.argv[1]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", directory],
+               check=True)
+import tensorflow as tf
+from impala_tf import experiment, learner as learner_lib, presets
+from impala_tf.learner_loop import checkpointing
+
+class Loop:
+  def __init__(self, learner):
+    self.learner, self.counters, self.error = learner, {}, None
+    self.start_time, self.lines = 0.0, []
+  num_updates = property(lambda self: int(self.learner.num_updates.numpy()))
+  num_frames = property(lambda self: int(self.learner.num_frames.numpy()))
+  def log(self, line):
+    self.lines.append(line)
+
+exp = experiment.build("catch")
+learner = learner_lib.Learner(exp.config, exp.make_network,
+                              exp.observation_spec)
+loop = Loop(learner)
+saver = checkpointing.Checkpointer(directory, interval_s=1)
+saver.start(loop)
+learner.num_updates.assign(1)
+first = saver.save(loop)
+assert first and first.endswith("ckpt-1"), first
+ballast = os.path.join(directory, "ballast")
+subprocess.run(["sh", "-c", f"cat /dev/zero > {ballast}"])  # Fills it.
+learner.num_updates.assign(2)
+assert saver.save(loop) is None
+line = loop.lines[-1]
+assert line.startswith("Could not save checkpoint 2 (") and line.endswith(
+    f"the newest good checkpoint is {first}. Trying again in 1 s."), line
+left = sorted(os.listdir(directory))
+assert not [f for f in left if f.startswith("ckpt-2")], left
+try:
+  saver.save(loop, final=True)
+  raise AssertionError("the final save did not fail")
+except checkpointing.CheckpointError as e:
+  assert str(e).startswith("Could not save checkpoint 2 ("), e
+os.remove(ballast)
+learner.num_updates.assign(3)
+assert saver.save(loop).endswith("ckpt-3")
+assert tf.train.latest_checkpoint(directory).endswith("ckpt-3")
+tf.train.load_checkpoint(first)  # The earlier one is intact.
+print("ok")
+"""
+
+
+def test_a_full_disk_fails_a_save_in_one_line_and_leaves_no_partial_files(
+    tmp_path):
+  probe = subprocess.run(["unshare", "--mount", "--map-root-user", "true"],
+                         capture_output=True)
+  if probe.returncode != 0:
+    pytest.skip("this machine forbids user and mount namespaces, so no "
+                "tmpfs can be mounted to fill; the fault-hook test in "
+                "test_launch.py covers the same path")
+  directory = tmp_path / "checkpoints"
+  directory.mkdir()
+  result = subprocess.run(
+      ["unshare", "--mount", "--map-root-user", sys.executable, "-c",
+       _FULL_DISK, str(directory)], capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0 and result.stdout.strip() == "ok", (
+      result.stdout + result.stderr[-3000:])

@@ -119,3 +119,22 @@ def test_batch_that_does_not_split_over_replicas_is_rejected():
   learner = _learner(config, ["/cpu:0", "/cpu:1"])
   with pytest.raises(ValueError, match="split evenly"):
     learner.update(_batch(config))
+
+
+def test_a_non_finite_update_is_skipped_and_reported():
+  config = _config(True)
+  learner = _learner(config, ["/cpu:0", "/cpu:1"])
+  before = [v.numpy() for v in learner.variables]
+  batch = _batch(config)
+  batch["reward"] = tf.tensor_scatter_nd_update(
+      batch["reward"], [[0, 1]], [float("nan")])
+  logs = learner.update(batch)
+  assert not bool(logs["finite"])
+  assert not np.isfinite(float(logs["total_loss"]))
+  for value, old in zip(learner.variables, before):
+    np.testing.assert_array_equal(value.numpy(), old)
+  # Not counted as an update; its frames were consumed.
+  assert int(learner.num_updates.numpy()) == 0
+  assert int(learner.num_frames.numpy()) == config.frames_per_update
+  logs = learner.update(_batch(config, seed=2))
+  assert bool(logs["finite"]) and int(learner.num_updates.numpy()) == 1
