@@ -157,5 +157,5 @@ def test_runtime_connect_to_unreachable_learner_raises_after_retries():
 
 
 def test_runtime_bad_address_is_a_clear_error():
-  with pytest.raises(ValueError, match="host:port"):
+  with pytest.raises(ValueError, match="HOST:PORT"):
     server.connect_to_learner("localhost", timeout_s=1)
