@@ -49,6 +49,18 @@ _SCRIPTS = {
 #: The 30 canonical level names (no prefix, no _train/_test suffix).
 LEVELS: tuple[str, ...] = tuple(_SCRIPTS)
 
+#: Levels outside DMLab-30 that the paper trains on, with their DeepMind Lab
+#: level paths: Table 2's T5 is a level of DeepMind Lab's own set.
+EXTRA_LEVELS = {"seekavoid_arena_01": "seekavoid_arena_01"}
+
+#: The five tasks of the paper's Table 2 (Sec. 5.2.2), T1 to T5; `--levels=
+#: table2` selects them.
+TABLE2: tuple[str, ...] = (
+    "rooms_watermaze", "rooms_keys_doors_puzzle",
+    "lasertag_three_opponents_small", "explore_goal_locations_small",
+    "seekavoid_arena_01")
+TABLE2_ALIAS = "table2"
+
 #: Levels whose instruction channel (INSTR) carries language.
 LANGUAGE_LEVELS: tuple[str, ...] = tuple(
     name for name in LEVELS if name.startswith("language_"))
@@ -62,9 +74,13 @@ PSYCHLAB_DATASET_LEVELS: tuple[str, ...] = (
 )
 
 
-def _scripts(name: str) -> tuple[str, str]:
+def _paths(name: str) -> tuple[str, str]:
+  """The (training, test) level paths of a level."""
   canonical = canonical_name(name)
-  return _SCRIPTS[canonical] or (canonical, canonical)
+  if canonical in EXTRA_LEVELS:
+    return (EXTRA_LEVELS[canonical],) * 2
+  scripts = _SCRIPTS[canonical] or (canonical, canonical)
+  return tuple(LEVEL_PREFIX + script for script in scripts)
 
 
 def canonical_name(name: str) -> str:
@@ -77,7 +93,7 @@ def canonical_name(name: str) -> str:
   if not isinstance(name, str):
     raise TypeError(f"A DMLab-30 level name must be a str, got {name!r}.")
   bare = name[len(LEVEL_PREFIX):] if name.startswith(LEVEL_PREFIX) else name
-  if bare in _SCRIPTS:
+  if bare in _SCRIPTS or name in EXTRA_LEVELS:
     return bare
   for canonical, scripts in _SCRIPTS.items():
     if scripts is not None and bare in scripts:
@@ -85,19 +101,20 @@ def canonical_name(name: str) -> str:
   raise ValueError(
       f"Unknown DMLab-30 level {name!r}. Valid levels: {', '.join(LEVELS)} "
       f"(the two rooms levels with separate scripts also accept their "
-      f"'_train'/'_test' names).")
+      f"'_train'/'_test' names), and Table 2's "
+      f"{', '.join(EXTRA_LEVELS)}.")
 
 
 def train_level(name: str) -> str:
   """Full DeepMind Lab level path used for training, e.g.
   'contributed/dmlab30/rooms_collect_good_objects_train'."""
-  return LEVEL_PREFIX + _scripts(name)[0]
+  return _paths(name)[0]
 
 
 def test_level(name: str) -> str:
   """Full DeepMind Lab level path used for evaluation, e.g.
   'contributed/dmlab30/rooms_collect_good_objects_test'."""
-  return LEVEL_PREFIX + _scripts(name)[1]
+  return _paths(name)[1]
 
 
 # pytest would otherwise collect `test_level` as a test when a test module

@@ -9,6 +9,7 @@ environments when the counts divide (the paper gives every task the same
 number of actors).
 """
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -50,6 +51,22 @@ class DmLab30(suites.Suite):
   def canonical_level(self, name: str) -> str:
     return levels_lib.canonical_name(name)
 
+  def resolve_levels(self, levels):
+    names = []
+    for level in levels or ():
+      names.extend(levels_lib.TABLE2 if level == levels_lib.TABLE2_ALIAS
+                   else (level,))
+    return super().resolve_levels(names)
+
+  def preset_for(self, levels) -> str:
+    """One level, or Table 2's tasks: the single-task preset (Table D.3);
+    several DMLab-30 levels (or none given: all 30): the multi-task one."""
+    levels = list(levels or ())
+    single = len(levels) == 1 or (levels and all(
+        level == levels_lib.TABLE2_ALIAS or level in levels_lib.TABLE2
+        for level in levels))
+    return "dmlab_single_task" if single else self.default_preset
+
   def env_spec(self, levels: Sequence[str],
                options: Mapping[str, Any]) -> suites.EnvSpec:
     frame = (options.get("height", env_lib.FRAME_HEIGHT),
@@ -72,6 +89,8 @@ class DmLab30(suites.Suite):
          for j in range(num_envs)], actions.NUM_ACTIONS)
 
   def normalized_score(self, level: str, mean_return: float) -> float:
+    if level in levels_lib.EXTRA_LEVELS:
+      return math.nan  # No human or random reference score.
     return scores.normalized_score(level, mean_return, capped=False)
 
 

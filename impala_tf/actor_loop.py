@@ -48,12 +48,22 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
   actor = actor_lib.Actor(env, network, experiment.config.unroll_length,
                           level_ids=experiment.level_ids(actor_index),
                           seed=seed * 7919 + actor_index)
+  lagged = experiment.config.policy_lag is not None
+  last_publication = None
   version = None
   warned = None  # The weights version the broken policy was reported for.
   unrolls = 0
   try:
     while not stop.is_set():
       try:
+        if lagged:
+          # A controlled policy lag (App. E.1): one unroll per publication,
+          # so the learner gets each one's trajectories once.
+          publication = channels.weights.publication()
+          if publication == last_publication:
+            time.sleep(0.005)
+            continue
+          last_publication = publication
         flat, published = channels.weights.read()
       except weights_runtime.WeightsNotPublishedError:
         time.sleep(0.2)

@@ -100,14 +100,15 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
   if envs_per_actor < 1:
     raise ValueError(f"envs_per_actor must be at least 1, got "
                      f"{envs_per_actor}.")
-  config = config or presets.get(suite_object.default_preset)
+  levels_given = levels
+  levels = suite_object.resolve_levels(levels)
+  config = config or presets.get(suite_object.preset_for(levels_given or ()))
   if config.frames_per_step != suite_object.action_repeat:
     raise ValueError(
         f"frames_per_step={config.frames_per_step} but suite {suite!r} "
         f"repeats each action for {suite_object.action_repeat} frame(s); "
         "frame counts would be wrong. Set frames_per_step="
         f"{suite_object.action_repeat}.")
-  levels = suite_object.resolve_levels(levels)
   env_options = suite_object.check_options(levels, env_options or {})
   spec = suite_object.env_spec(levels, env_options)
   observation_spec = dict(spec.observation_spec)
@@ -142,3 +143,19 @@ def check_queue_capacity(exp: Experiment, capacity: int):
     raise ValueError(
         f"The queue capacity ({capacity}) is smaller than one actor's unroll "
         f"({exp.envs_per_actor} trajectories); raise --queue_capacity.")
+
+
+def check_policy_lag(exp: Experiment, num_actors: int):
+  """Refuses a controlled policy lag the actors could never feed: each
+  weights version gets one unroll per actor environment, so a batch made
+  with one version needs at least batch_size environments in all."""
+  if exp.config.policy_lag is None:
+    return
+  environments = num_actors * exp.envs_per_actor
+  if environments < exp.config.batch_size:
+    raise ValueError(
+        f"--policy_lag={exp.config.policy_lag} needs at least --batch_size "
+        f"({exp.config.batch_size}) actor environments, one unroll each per "
+        f"weights version; {num_actors} actors x {exp.envs_per_actor} "
+        f"environments = {environments}. Raise --num_actors or "
+        "--envs_per_actor, or lower --batch_size.")

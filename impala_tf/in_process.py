@@ -34,6 +34,7 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
   capacity = queue_capacity or experiment_lib.default_queue_capacity(
       experiment, num_actors)
   experiment_lib.check_queue_capacity(experiment, capacity)
+  experiment_lib.check_policy_lag(experiment, num_actors)
   learner = learner_lib.Learner(experiment.config, experiment.make_network,
                                 experiment.observation_spec,
                                 strategy=strategy)

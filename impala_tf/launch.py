@@ -106,23 +106,26 @@ flags.DEFINE_float("connect_timeout_s", 120.0, "Actor: how long to keep "
                    "trying to reach the learner.")
 # One flag per hyperparameter of presets.Config; None keeps the preset value.
 _CONFIG_FLAG_HELP = "Preset override (see impala_tf/presets.py)."
+# Config fields that are numbers or None take these words, as strings.
+_NONE_WORD = "none"
 
 
 def _define_config_flags():
   from impala_tf import presets  # pylint: disable=g-import-not-at-top
   for field in dataclasses.fields(presets.Config):
     kind = field.type
+    text = presets.FIELD_HELP.get(field.name, "") + " " + _CONFIG_FLAG_HELP
     if kind is bool:
-      flags.DEFINE_bool(field.name, None, _CONFIG_FLAG_HELP)
+      flags.DEFINE_bool(field.name, None, text)
     elif kind is int:
-      flags.DEFINE_integer(field.name, None, _CONFIG_FLAG_HELP)
+      flags.DEFINE_integer(field.name, None, text)
     elif kind is float:
-      flags.DEFINE_float(field.name, None, _CONFIG_FLAG_HELP)
+      flags.DEFINE_float(field.name, None, text)
     elif kind is str:
-      flags.DEFINE_string(field.name, None, _CONFIG_FLAG_HELP)
-    elif kind == typing.Optional[float]:
-      flags.DEFINE_string(field.name, None,
-                          _CONFIG_FLAG_HELP + " A number, or 'none'.")
+      flags.DEFINE_string(field.name, None, text)
+    elif kind in (typing.Optional[float], typing.Optional[int],
+                  typing.Union[float, str, None]):
+      flags.DEFINE_string(field.name, None, text + " A number, or 'none'.")
     else:
       raise TypeError(f"No flag type for Config.{field.name}: {kind}")
 
@@ -155,20 +158,37 @@ def _suite():
 
 def _config_from_flags():
   from impala_tf import presets  # pylint: disable=g-import-not-at-top
-  config = presets.get(FLAGS.preset or _suite().default_preset)
+  config = presets.get(FLAGS.preset or _suite().preset_for(FLAGS.levels))
   changes = {}
   for field in dataclasses.fields(presets.Config):
     value = FLAGS[field.name].value
     if value is None:
       continue
-    if field.type == typing.Optional[float]:
-      try:
-        value = None if value.lower() == "none" else float(value)
-      except ValueError:
-        raise UsageError(f"--{field.name} takes a number or 'none', got "
-                         f"{value!r}.") from None
+    if field.type in (typing.Optional[float], typing.Optional[int],
+                      typing.Union[float, str, None]):
+      value = _number_or_none(field, value.strip().lower())
     changes[field.name] = value
   return config.replace(**changes)
+
+
+def _number_or_none(field, word: str):
+  """A numeric Config flag's value: a number, 'none', or (for
+  clip_pg_rho_threshold) 'rho'."""
+  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  if word == _NONE_WORD:
+    return None
+  if field.type == typing.Union[float, str, None] and (
+      word == presets.SAME_AS_RHO):
+    return word
+  number = int if field.type == typing.Optional[int] else float
+  try:
+    return number(word)
+  except ValueError:
+    extra = (f", or '{presets.SAME_AS_RHO}'"
+             if field.type == typing.Union[float, str, None] else "")
+    kind = "an integer" if number is int else "a number"
+    raise UsageError(f"--{field.name} takes {kind} or 'none'{extra}, got "
+                     f"{word!r}.") from None
 
 
 def _tf_config_role():
@@ -223,6 +243,7 @@ def _queue_capacity(exp, num_actors) -> int:
     capacity = experiment.default_queue_capacity(exp, num_actors)
   try:
     experiment.check_queue_capacity(exp, capacity)
+    experiment.check_policy_lag(exp, num_actors)
   except ValueError as e:
     raise UsageError(str(e)) from None
   return capacity

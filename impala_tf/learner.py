@@ -8,7 +8,8 @@
    `T + 1` steps (time-major), bootstrap from the baseline at step `T`, and
    pair the output at `t` with the action `prev_action[t+1]`, the reward
    `reward[t+1]` and the discount `γ · (1 − done[t+1])`;
-3. V-trace targets, the three losses (losses.py), gradients all-reduced
+3. the off-policy correction's targets (`config.correction`: V-trace by
+   default, corrections.py), the three losses (losses.py), gradients all-reduced
    across replicas, global-norm clipping, TF1-style RMSProp with the learning
    rate annealed linearly to 0 over `config.total_frames`;
 4. unless the loss or the gradient norm is not finite: then nothing is
@@ -27,12 +28,12 @@ from typing import Callable, Mapping, Optional, Sequence
 import sonnet as snt
 import tensorflow as tf
 
+from impala_tf import corrections
 from impala_tf import losses
 from impala_tf import networks
 from impala_tf import optimizers
 from impala_tf import presets
 from impala_tf import trajectory
-from impala_tf import vtrace
 
 
 def make_strategy(devices: Optional[Sequence[str]] = None
@@ -99,16 +100,22 @@ class Learner:
         self.config.total_frames)
     return self.config.learning_rate * tf.maximum(0.0, 1.0 - progress)
 
-  def update(self, batch: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """One update on `batch` (`[B, T+1, ...]`); returns scalar logs."""
+  def update(self, batch: Mapping[str, tf.Tensor],
+             num_fresh: Optional[int] = None) -> dict[str, tf.Tensor]:
+    """One update on `batch` (`[B, T+1, ...]`); returns scalar logs.
+
+    `num_fresh`: how many of the trajectories the actors just made (the
+    rest come from replay); only their frames count. Default: all.
+    """
     batch_size = int(batch["reward"].shape[0])
     replicas = self.strategy.num_replicas_in_sync
     if batch_size % replicas:
       raise ValueError(f"The batch of {batch_size} trajectories cannot be "
                        f"split evenly over {replicas} replicas.")
-    return self._update(dict(batch))
+    num_fresh = batch_size if num_fresh is None else num_fresh
+    return self._update(dict(batch), tf.constant(num_fresh, tf.int64))
 
-  def _update_fn(self, batch):
+  def _update_fn(self, batch, num_fresh):
     replicas = self.strategy.num_replicas_in_sync
     per_replica = batch["reward"].shape[0] // replicas
 
@@ -127,7 +134,7 @@ class Learner:
     steps = tf.shape(batch["reward"], out_type=tf.int64)
     # The frames were consumed either way; only an applied update counts.
     self.num_frames.assign_add(
-        steps[0] * (steps[1] - 1) * self.config.frames_per_step)
+        num_fresh * (steps[1] - 1) * self.config.frames_per_step)
     self.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
     logs["learning_rate"] = learning_rate
     return logs
@@ -154,18 +161,20 @@ class Learner:
       rewards = losses.clip_rewards(tm["reward"][1:], config.reward_clipping)
       discounts = config.discount * (1.0 - tf.cast(tm["done"][1:],
                                                    tf.float32))
-      targets = vtrace.from_logits(
+      targets = corrections.targets(
+          config.correction,
           behaviour_policy_logits=tm["behaviour_logits"][:-1],
           target_policy_logits=target_logits, actions=actions,
           discounts=discounts, rewards=rewards, values=values,
           bootstrap_value=outputs.baseline[-1],
           clip_rho_threshold=config.clip_rho_threshold,
-          clip_pg_rho_threshold=config.clip_pg_rho_threshold,
+          clip_pg_rho_threshold=config.pg_rho_threshold,
           clip_c_threshold=config.clip_c_threshold,
-          lambda_=config.vtrace_lambda)
+          lambda_=config.vtrace_lambda, pg_bootstrap=config.pg_bootstrap)
       reduction = config.loss_reduction
       pg_loss = losses.policy_gradient_loss(
-          target_logits, actions, targets.pg_advantages, reduction)
+          target_logits, actions, targets.pg_advantages, reduction,
+          epsilon=targets.log_prob_epsilon)
       baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
       entropy_loss = losses.entropy_loss(target_logits, reduction)
       total_loss = (pg_loss + config.baseline_cost * baseline_loss +

@@ -33,11 +33,15 @@ def _reduce(x: tf.Tensor, reduction: str) -> tf.Tensor:
 
 
 def policy_gradient_loss(policy_logits, actions, advantages,
-                         reduction: str = "sum") -> tf.Tensor:
+                         reduction: str = "sum",
+                         epsilon: float = 0.0) -> tf.Tensor:
   """−Σ log π(a_t|x_t) · A_t for logits `[T, B, A]`, actions and advantages
-  `[T, B]`. The advantages are treated as constants."""
+  `[T, B]`. The advantages are treated as constants. With `epsilon` > 0 the
+  log is of π(a_t|x_t) + ε (Sec. 5.2.2's ε-correction)."""
   log_prob = tfp.distributions.Categorical(logits=policy_logits).log_prob(
       actions)
+  if epsilon:
+    log_prob = tf.math.log(tf.exp(log_prob) + epsilon)
   return _reduce(-log_prob * tf.stop_gradient(advantages), reduction)
 
 

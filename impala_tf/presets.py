@@ -7,7 +7,7 @@ a figure's axis, and [ours] for a choice this project made where neither says.
 """
 
 import dataclasses
-from typing import Optional
+from typing import Optional, Union
 
 # The names a Config accepts. They live here, with no TensorFlow import, so
 # that flags can be checked (and errors reported) before TF starts; the
@@ -16,6 +16,38 @@ TORSOS = ("shallow", "deep")
 REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric",
                          "scalable_agent_soft_asymmetric", "none")
 LOSS_REDUCTIONS = ("sum", "mean")
+# Sec. 5.2.2's off-policy corrections (corrections.py).
+CORRECTIONS = ("vtrace", "one_step_is", "epsilon", "none")
+# What the policy-gradient advantage bootstraps from: the V-trace target
+# v_{s+1} (Sec. 4) or the value estimate V(x_{s+1}) (App. E.3).
+PG_BOOTSTRAPS = ("vs", "value")
+# clip_pg_rho_threshold's default: the same ρ̄ as clip_rho_threshold, as in
+# the paper (Sec. 4 uses one ρ̄ for the targets and the advantages).
+SAME_AS_RHO = "rho"
+
+# Help for the launcher's flag of each field (one flag per field).
+FIELD_HELP = {
+    "baseline_cost": "Weight of the baseline loss, which is already "
+                     "0.5·Σ(v−V)² (the paper's code), so the default 0.5 is "
+                     "an effective 0.25 on Σ(v−V)².",
+    "clip_rho_threshold": "ρ̄ of the V-trace targets (a number, or 'none').",
+    "clip_pg_rho_threshold": "ρ̄ of the policy-gradient IS weight: 'rho' "
+                             "(default: the same as --clip_rho_threshold, "
+                             "as in the paper), a number, or 'none'.",
+    "correction": "Off-policy correction (Sec. 5.2.2): vtrace, one_step_is, "
+                  "epsilon or none (corrections.py).",
+    "pg_bootstrap": "The policy-gradient advantage bootstraps from vs "
+                    "(r + γ v_{s+1}, Sec. 4) or value (r + γ V(x_{s+1}), "
+                    "App. E.3).",
+    "replay_capacity": "Trajectories of experience replay on the learner "
+                       "(Table D.3: 10,000); 0 turns replay off.",
+    "replay_fraction": "Share of every batch drawn from replay (Table D.3: "
+                       "0.5) when --replay_capacity > 0.",
+    "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
+                  "exactly this many updates old and the learner trains only "
+                  "on such trajectories (0: on-policy); 'none' (default): "
+                  "whatever the queue gives.",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +69,17 @@ class Config:
   reward_clipping: str = "abs_one"
   loss_reduction: str = "sum"
   clip_rho_threshold: Optional[float] = 1.0
-  clip_pg_rho_threshold: Optional[float] = 1.0
+  # A number, None (no truncation) or SAME_AS_RHO.
+  clip_pg_rho_threshold: Union[float, str, None] = SAME_AS_RHO
   clip_c_threshold: Optional[float] = 1.0
   vtrace_lambda: float = 1.0
+  correction: str = "vtrace"
+  pg_bootstrap: str = "vs"
+  # Experience replay on the learner and controlled policy lag (the
+  # paper's ablations: Table D.3, App. E.1).
+  replay_capacity: int = 0
+  replay_fraction: float = 0.5
+  policy_lag: Optional[int] = None
   # Optimiser.
   learning_rate: float = 6e-4
   rmsprop_decay: float = 0.99
@@ -73,8 +113,29 @@ class Config:
     for name in ("clip_rho_threshold", "clip_pg_rho_threshold",
                  "clip_c_threshold", "max_grad_norm"):
       value = getattr(self, name)
-      if value is not None and value <= 0:
-        fail(f"{name}={value} must be positive or None (no clipping)")
+      if name == "clip_pg_rho_threshold" and value == SAME_AS_RHO:
+        continue
+      if value is not None and (isinstance(value, str) or value <= 0):
+        fail(f"{name}={value!r} must be positive or None (no clipping)" +
+             (f", or {SAME_AS_RHO!r}" if name == "clip_pg_rho_threshold"
+              else ""))
+    if self.correction not in CORRECTIONS:
+      fail(f"correction={self.correction!r}, expected one of {CORRECTIONS}")
+    if self.pg_bootstrap not in PG_BOOTSTRAPS:
+      fail(f"pg_bootstrap={self.pg_bootstrap!r}, expected one of "
+           f"{PG_BOOTSTRAPS}")
+    if self.replay_capacity < 0:
+      fail(f"replay_capacity={self.replay_capacity} must be >= 0 (0: off)")
+    if not 0.0 <= self.replay_fraction < 1.0:
+      fail(f"replay_fraction={self.replay_fraction} must be in [0, 1)")
+    if self.replay_capacity and self.replay_capacity < self.batch_size:
+      fail(f"replay_capacity={self.replay_capacity} must hold at least one "
+           f"batch ({self.batch_size})")
+    if self.policy_lag is not None and self.policy_lag < 0:
+      fail(f"policy_lag={self.policy_lag} must be >= 0, or None (off)")
+    if self.policy_lag is not None and self.replay_capacity:
+      fail("policy_lag and replay_capacity cannot be combined: replay "
+           "trains on older trajectories, which a controlled lag excludes")
     if (self.clip_rho_threshold is not None and
         (self.clip_c_threshold is None or
          self.clip_rho_threshold < self.clip_c_threshold)):
@@ -97,6 +158,20 @@ class Config:
       fail(f"rmsprop_momentum={self.rmsprop_momentum} must be in [0, 1)")
 
   @property
+  def pg_rho_threshold(self) -> Optional[float]:
+    """The policy-gradient ρ̄ in force (resolving SAME_AS_RHO)."""
+    if self.clip_pg_rho_threshold == SAME_AS_RHO:
+      return self.clip_rho_threshold
+    return self.clip_pg_rho_threshold
+
+  @property
+  def replay_per_batch(self) -> int:
+    """Trajectories of every batch drawn from replay (0 without it)."""
+    if not self.replay_capacity:
+      return 0
+    return int(round(self.batch_size * self.replay_fraction))
+
+  @property
   def frames_per_update(self) -> int:
     """Environment frames consumed by one learner update."""
     return self.batch_size * self.unroll_length * self.frames_per_step
@@ -115,9 +190,13 @@ ATARI = Config(
     batch_size=32,             # [paper Table G.1]
     frames_per_step=4,         # [paper Table G.1] action repeat 4.
     discount=0.99,             # [paper Table G.1]
-    baseline_cost=0.5,         # [paper Table G.1]
+    baseline_cost=0.5,         # [paper Table G.1] times the loss's own ½.
     entropy_cost=0.01,         # [paper Table G.1]
     reward_clipping="abs_one",  # [paper Table G.1]
+    clip_rho_threshold=1.0,    # [paper Sec. 5.2.2] ρ̄ = c̄ = 1 worked best.
+    clip_pg_rho_threshold=SAME_AS_RHO,  # [paper Sec. 4] one ρ̄.
+    clip_c_threshold=1.0,      # [paper Sec. 5.2.2] [code] c̄ = 1.
+    correction="vtrace",       # [paper Sec. 4]
     learning_rate=6e-4,        # [paper Table G.1] annealed linearly to 0.
     rmsprop_decay=0.99,        # [code] the paper does not give it.
     rmsprop_epsilon=0.01,      # [paper Table G.1]
@@ -125,6 +204,11 @@ ATARI = Config(
     max_grad_norm=40.0,        # [paper Table G.1] global norm.
     total_frames=200_000_000,  # [paper Table G.1] per game.
 )
+# Choices of ours in the Atari setup, not the paper's (which is silent):
+# the feed-forward heads also see the last reward (clipped) and the one-hot
+# last action, as the LSTM core does in the paper's code (networks.py);
+# training episodes start with 0 to 29 no-op frames and are capped at
+# 108,000 frames (atari57.AtariOptions' noop_max and max_episode_frames).
 
 # Table D.3 with the released code's defaults where the paper is silent.
 DMLAB_SINGLE_TASK = Config(
@@ -135,7 +219,7 @@ DMLAB_SINGLE_TASK = Config(
     batch_size=32,             # [paper Table 1] "batch size 32 unless noted".
     frames_per_step=4,         # [paper Table D.3] action repeat 4.
     discount=0.99,             # [paper Table D.3]
-    baseline_cost=0.5,         # [paper Table D.3]
+    baseline_cost=0.5,         # [paper Table D.3] times the loss's own ½.
     entropy_cost=2.5e-4,       # [code] sweep range in Table D.1.
     reward_clipping="abs_one",  # [paper Table D.3] single tasks.
     learning_rate=4.8e-4,      # [code] sweep range in Table D.1.
@@ -146,10 +230,25 @@ DMLAB_SINGLE_TASK = Config(
     total_frames=1_000_000_000,  # [code]
 )
 
-# DMLab-30 multi-task: as single-task but with optimistic asymmetric clipping.
+# DMLab-30 multi-task: the released code's recipe for it (its README,
+# "Distributed Training on DMLab-30"), which is what was run; the paper
+# gives the ranges these were drawn from (Table D.1) and the clipping below.
 DMLAB30 = DMLAB_SINGLE_TASK.replace(
-    reward_clipping="soft_asymmetric",  # [paper Table D.3, Fig. D.1]
-    total_frames=10_000_000_000,        # [figure] Fig. 5's x-axis.
+    batch_size=32,                       # [code README]
+    learning_rate=0.00031866995608948655,  # [code README]
+    entropy_cost=0.0033391318945337044,  # [code README]
+    total_frames=10_000_000_000,         # [code README] 1e10 frames.
+    # [code README] the code's `soft_asymmetric`, 5·tanh(r/5) for r ≥ 0 and
+    # 1.5·tanh(r/5) below: not the paper's formula (losses.clip_rewards).
+    reward_clipping="scalable_agent_soft_asymmetric",
+)
+
+# The same with the paper's "optimistic asymmetric clipping" instead,
+# 0.3·min(tanh r, 0) + 5·max(tanh r, 0) (Table D.3, Fig. D.1): the
+# paper's formula with the code's hyperparameters, a combination neither
+# reports running.
+DMLAB30_PAPER_CLIPPING = DMLAB30.replace(
+    reward_clipping="soft_asymmetric",   # [paper Table D.3, Fig. D.1]
 )
 
 # The Catch suite (impala_tf/suites/catch.py). Table G.1 except
@@ -162,8 +261,9 @@ CATCH = ATARI.replace(
     total_frames=128_000,      # [ours] 200 updates; solved in about 100.
 )
 
-PRESETS = {"atari": ATARI, "catch": CATCH, "dmlab_single_task": DMLAB_SINGLE_TASK,
-           "dmlab30": DMLAB30}
+PRESETS = {"atari": ATARI, "catch": CATCH,
+           "dmlab_single_task": DMLAB_SINGLE_TASK, "dmlab30": DMLAB30,
+           "dmlab30_paper_clipping": DMLAB30_PAPER_CLIPPING}
 
 
 def get(name: str) -> Config:

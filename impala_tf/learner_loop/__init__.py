@@ -69,7 +69,8 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
         os.path.join(logdir, run_dir.SAVED_MODEL_DIR)))
     parts.append(actors.ActorHealth(logdir))
   parts.append(divergence.DivergenceGuard(max_nonfinite_updates))
-  parts.append(publishing.WeightPublisher(channels.weights))
+  parts.append(publishing.WeightPublisher(
+      channels.weights, experiment.config.policy_lag))
   parts.append(progress.ProgressReporter(queue_capacity, log_interval_s,
                                          logdir))
   parts.extend(extra_parts)

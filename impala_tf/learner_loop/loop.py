@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from impala_tf import errors
 from impala_tf import faults
+from impala_tf import replay as replay_lib
 from impala_tf import trajectory
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import episodes
@@ -50,15 +51,33 @@ _QUEUE_CLOSED = (queue_runtime.QueueClosedError, tf.errors.OutOfRangeError,
 
 
 class BatchStager:
-  """Dequeues the next batch and moves it to the compute device while the
+  """Makes the next batch and moves it to the compute device while the
   current update runs (the paper's StagingArea; adds at most one update of
   policy lag). Stacked frames are rebuilt there (`trajectory.restore_frames`).
+
+  Each batch is `batch_size` fresh trajectories from the queue, or, with a
+  `replay` buffer (once it holds a batch), `replay_per_batch` of them drawn
+  from it and the rest fresh; fresh ones then join the buffer. Each batch
+  carries "replayed", bool `[B]`.
+
+  With `target_version` (a controlled policy lag), a batch holds only
+  trajectories made with the weights of that version (others are dropped
+  and counted in `dropped`), and is made when asked for (`get`), not ahead:
+  a batch made during an update would be one version stale.
   """
 
-  def __init__(self, trajectory_queue, batch_size: int, device: str):
+  def __init__(self, trajectory_queue, batch_size: int, device: str, *,
+               replay=None, replay_per_batch: int = 0,
+               target_version: Optional[Callable[[], int]] = None):
     self._queue = trajectory_queue
     self._batch_size = batch_size
     self._device = device
+    self._replay = replay
+    self._replay_per_batch = replay_per_batch
+    self._target_version = target_version
+    self._requests = queue_lib.Queue() if target_version else None
+    self._requested = False
+    self.dropped = 0
     self._ready = queue_lib.Queue(maxsize=1)
     # XLA fuses the byte-wise gather, mask and transpose of the rebuild;
     # TF's own kernels are several times slower (docs/benchmarks.md).
@@ -70,16 +89,47 @@ class BatchStager:
   def _run(self):
     while True:
       try:
+        if self._requests is not None:
+          self._requests.get()
         faults.fail_if_injected("stager")
-        batch = self._queue.dequeue_many(self._batch_size)
+        batch, replayed = self._next_batch()
         with tf.device(self._device):
           batch = self._restore({k: tf.identity(v) for k, v in batch.items()})
+        batch["replayed"] = replayed
       except Exception as error:  # pylint: disable=broad-except
         # Handed to the learner's loop, which ends the run with it: an error
         # that stayed in this thread would leave the loop waiting forever.
         self._ready.put(error)
         return
       self._ready.put(batch)
+
+  def _next_batch(self):
+    """(trajectories `[B, ...]`, replayed bool `[B]`)."""
+    size = self._batch_size
+    if self._target_version is not None:
+      return self._lagged_batch(), np.zeros(size, bool)
+    replay = self._replay
+    if replay is None:
+      return self._queue.dequeue_many(size), np.zeros(size, bool)
+    replayed = self._replay_per_batch if replay.size >= size else 0
+    fresh = {k: v.numpy() for k, v in
+             self._queue.dequeue_many(size - replayed).items()}
+    parts = [fresh] + ([replay.sample(replayed)] if replayed else [])
+    replay.add(fresh)  # After sampling: a batch does not replay itself.
+    batch = {k: np.concatenate([p[k] for p in parts]) for k in fresh}
+    return batch, np.arange(size) >= size - replayed
+
+  def _lagged_batch(self):
+    kept, count = [], 0
+    while count < self._batch_size:
+      items = {k: v.numpy() for k, v in self._queue.dequeue_many(
+          self._batch_size - count).items()}
+      keep = items["policy_version"] == self._target_version()
+      self.dropped += int((~keep).sum())
+      if keep.any():
+        kept.append({k: v[keep] for k, v in items.items()})
+        count += int(keep.sum())
+    return {k: np.concatenate([p[k] for p in kept]) for k in kept[0]}
 
   def get(self, timeout_s: Optional[float] = None):
     """The next staged batch.
@@ -89,7 +139,11 @@ class BatchStager:
       QueueClosedError: the queue was closed (the normal end).
       StagingError: dequeuing or staging failed otherwise.
     """
+    if self._requests is not None and not self._requested:
+      self._requests.put(True)
+      self._requested = True
     item = self._ready.get(timeout=timeout_s)
+    self._requested = False
     if isinstance(item, Exception):
       self._ready.put(item)  # Later calls see the same end.
       if isinstance(item, _QUEUE_CLOSED):
@@ -167,8 +221,23 @@ class LearnerLoop:
     return self.result()
 
   def _train(self, total_frames: int, device: str):
-    stager = BatchStager(self.trajectory_queue,
-                         self.experiment.config.batch_size, device)
+    config = self.experiment.config
+    replay = None
+    if config.replay_capacity:
+      specs = self.experiment.trajectory_specs()
+      needed = replay_lib.check_fits(specs, config.replay_capacity)
+      replay = replay_lib.ReplayBuffer(specs, config.replay_capacity)
+      self.log(f"Replay: {config.replay_capacity:,} trajectories "
+               f"({needed / 2**30:.2f} GiB when full), "
+               f"{config.replay_per_batch} of every {config.batch_size} "
+               "drawn from it.")
+    target_version = None
+    if config.policy_lag is not None:
+      target_version = lambda: max(0, self.num_updates - config.policy_lag)
+    stager = BatchStager(self.trajectory_queue, config.batch_size, device,
+                         replay=replay,
+                         replay_per_batch=config.replay_per_batch,
+                         target_version=target_version)
     while self.num_frames < total_frames and not self.stop.is_set():
       wait_start = time.time()
       try:
@@ -182,12 +251,18 @@ class LearnerLoop:
         break
       self.wait_s += time.time() - wait_start
       self.last_batch_time = time.time()
+      if stager.dropped:
+        self.counters["stale_trajectories"] = stager.dropped
+      replayed = np.asarray(batch.pop("replayed"))
       if faults.take_once("nonfinite_loss"):
         batch = dict(batch, reward=batch["reward"] * float("nan"))
       updates_before = self.num_updates
-      logs = self.learner.update(batch)
-      update = base.Update(batch, logs,
-                           updates_before - batch["policy_version"].numpy())
+      logs = self.learner.update(batch, num_fresh=int((~replayed).sum()))
+      # The lag of the trajectories the actors just made (replayed ones
+      # are as old as the buffer).
+      policy_lag = (updates_before -
+                    batch["policy_version"].numpy()[~replayed])
+      update = base.Update(batch, logs, policy_lag)
       for part in self.parts:
         part.after_update(self, update)
       self._tick()

@@ -1,5 +1,8 @@
 """Weight publishing: the part of the learner's loop that actors read."""
 
+import collections
+from typing import Optional
+
 import tensorflow as tf
 
 from impala_tf.learner_loop import base
@@ -10,10 +13,19 @@ from impala_tf.runtime import weights as weights_runtime
 class WeightPublisher(base.LoopPart):
   """Publishes the learner's weights before the first update (version =
   the update count, 0 for a new run) and after every applied update; never
-  a non-finite weight (that ends the run with `DivergenceError`)."""
+  a non-finite weight (that ends the run with `DivergenceError`).
 
-  def __init__(self, weights: weights_runtime.WeightBuffer):
+  With a controlled `policy_lag` of k (App. E.1), what is published after
+  update u is the weights of version max(0, u − k), kept from then: actors
+  act with weights exactly k updates old (the learner's stager takes only
+  trajectories of that version).
+  """
+
+  def __init__(self, weights: weights_runtime.WeightBuffer,
+               policy_lag: Optional[int] = None):
     self._weights = weights
+    self._history = (collections.deque(maxlen=policy_lag + 1)
+                     if policy_lag is not None else None)
 
   def publish(self, loop):
     flat = weights_runtime.flatten(loop.learner.variables)
@@ -22,7 +34,13 @@ class WeightPublisher(base.LoopPart):
           f"The learner's weights are not finite after update "
           f"{loop.num_updates}; they were not published or saved. Try a "
           "lower --learning_rate or --max_grad_norm.")
-    self._weights.publish(flat, loop.num_updates)
+    version = loop.num_updates
+    if self._history is not None:
+      # The oldest kept is version u − k once k + 1 are kept, else the
+      # first (version 0 of a new run).
+      self._history.append((version, tf.identity(flat)))
+      version, flat = self._history[0]
+    self._weights.publish(flat, version)
 
   def start(self, loop):
     self.publish(loop)

@@ -5,9 +5,11 @@ with its update count as the version, into a single resource variable on its
 CPU. An actor's refresh is one ``ReadVariableOp`` on the learner: one remote
 read per variable would cost one round trip each.
 
-Layout of the buffer: float32 ``[n + 2]``; elements ``[0, n)`` are the
-weights, the last two are the bits of the int64 version (``tf.bitcast``), so
-versions stay exact far beyond float32's 2**24. Bitcasting is a byte copy all
+Layout of the buffer: float32 ``[n + 4]``; elements ``[0, n)`` are the
+weights, the next two are the bits of the int64 version (``tf.bitcast``), so
+versions stay exact far beyond float32's 2**24, and the last two those of
+the publication's sequence number (one more at every ``publish``: the same
+version published again is a new publication). Bitcasting is a byte copy all
 the way (concat, assign, read, gRPC ``tensor_content``), so a version whose
 halves happen to be NaN bit patterns survives too (tested).
 
@@ -30,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 _VERSION_SLOTS = 2  # One int64 is two float32 slots.
+_TRAILER_SLOTS = 2 * _VERSION_SLOTS  # The version, then the sequence number.
 
 
 class WeightsNotPublishedError(RuntimeError):
@@ -93,13 +96,15 @@ class WeightBuffer:
     self.num_elements = num_elements
     self.device = device
     self.shared_name = shared_name
+    self._sequence = 0  # Publications made through this handle.
 
   @classmethod
   def _handle_op(cls, n, device, shared_name):
     with tf.device(device):
       # A raw handle: no deleter, so an actor exiting cannot destroy it.
       return tf.raw_ops.VarHandleOp(
-          dtype=tf.float32, shape=[n + _VERSION_SLOTS], shared_name=shared_name)
+          dtype=tf.float32, shape=[n + _TRAILER_SLOTS],
+          shared_name=shared_name)
 
   @classmethod
   def create(cls, num_elements: int, device: str,
@@ -118,19 +123,37 @@ class WeightBuffer:
     return cls.create(num_elements, device, shared_name)
 
   def publish(self, flat, version) -> None:
-    """Publishes ``flat`` (float32 ``[num_elements]``) as ``version``.
-
-    Pure TF ops, so it also works inside a ``tf.function`` on the learner.
-    """
+    """Publishes ``flat`` (float32 ``[num_elements]``) as ``version``, the
+    next publication of this buffer."""
     flat = tf.convert_to_tensor(flat, tf.float32)
     if flat.shape.rank != 1 or (flat.shape[0] is not None
                                 and flat.shape[0] != self.num_elements):
       raise ValueError(
           f"published weights have shape {flat.shape.as_list()}, the buffer "
           f"{self.shared_name!r} holds {self.num_elements} elements")
+    self._sequence += 1
     with tf.device(self.device):
-      value = tf.concat([flat, _version_to_slots(version)], axis=0)
+      value = tf.concat([flat, _version_to_slots(version),
+                         _version_to_slots(self._sequence)], axis=0)
       tf.raw_ops.AssignVariableOp(resource=self._handle, value=value)
+
+  def publication(self) -> int:
+    """The sequence number of the latest publication (1 for the first): a
+    read of its two slots, not of the weights, for actors that wait for a
+    new publication."""
+    try:
+      with tf.device(self.device):
+        slots = tf.raw_ops.ResourceGather(
+            resource=self._handle,
+            indices=tf.constant([self.num_elements + 2,
+                                 self.num_elements + 3]),
+            dtype=tf.float32).numpy()
+    except (tf.errors.FailedPreconditionError, tf.errors.NotFoundError,
+            tf.errors.InvalidArgumentError) as e:
+      raise WeightsNotPublishedError(
+          f"no weights published as {self.shared_name!r} on {self.device} "
+          "yet") from e
+    return int(slots.view(np.int64)[0])
 
   def read(self) -> tuple[np.ndarray, int]:
     """The latest weights (float32 ``[num_elements]``) and their version.
@@ -150,10 +173,11 @@ class WeightBuffer:
       raise WeightsNotPublishedError(
           f"no weights published as {self.shared_name!r} on {self.device} "
           "yet") from e
-    if buffer.shape != (self.num_elements + _VERSION_SLOTS,):
+    if buffer.shape != (self.num_elements + _TRAILER_SLOTS,):
       raise ValueError(
           f"published weights {self.shared_name!r} hold "
-          f"{buffer.shape[0] - _VERSION_SLOTS} elements, this actor expects "
+          f"{buffer.shape[0] - _TRAILER_SLOTS} elements, this actor expects "
           f"{self.num_elements} (different network?)")
-    version = int(buffer[-_VERSION_SLOTS:].view(np.int64)[0])
-    return buffer[:-_VERSION_SLOTS], version
+    n = self.num_elements
+    version = int(buffer[n:n + _VERSION_SLOTS].view(np.int64)[0])
+    return buffer[:n], version

@@ -92,6 +92,12 @@ class Suite(abc.ABC):
   action_repeat: int
   options: tuple[Option, ...] = ()
 
+  def preset_for(self, levels: Sequence[str]) -> str:
+    """The preset a run on `levels` (as given, possibly empty) gets by
+    default."""
+    del levels
+    return self.default_preset
+
   def check_available(self) -> None:
     """Raises `SuiteUnavailableError` when the suite's engine is missing."""
 

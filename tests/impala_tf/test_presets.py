@@ -25,8 +25,24 @@ def test_atari_preset_has_table_g1_values():
 def test_dmlab_presets_have_table_d3_values():
   assert presets.DMLAB_SINGLE_TASK.unroll_length == 100
   assert presets.DMLAB_SINGLE_TASK.reward_clipping == "abs_one"
-  assert presets.DMLAB30.reward_clipping == "soft_asymmetric"
   assert presets.DMLAB30.use_instruction and presets.DMLAB30.use_lstm
+
+
+def test_dmlab30_is_the_released_codes_multi_task_recipe():
+  c = presets.DMLAB30
+  assert (c.batch_size, c.learning_rate, c.entropy_cost, c.total_frames,
+          c.reward_clipping) == (
+              32, 0.00031866995608948655, 0.0033391318945337044,
+              10_000_000_000, "scalable_agent_soft_asymmetric")
+  assert presets.DMLAB30_PAPER_CLIPPING == c.replace(
+      reward_clipping="soft_asymmetric")
+
+
+def test_one_rho_bar_unless_the_policy_gradient_one_is_given():
+  c = presets.ATARI.replace(clip_rho_threshold=10.0, clip_c_threshold=1.0)
+  assert c.pg_rho_threshold == 10.0
+  assert c.replace(clip_pg_rho_threshold=1.0).pg_rho_threshold == 1.0
+  assert c.replace(clip_pg_rho_threshold=None).pg_rho_threshold is None
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -39,6 +55,12 @@ def test_dmlab_presets_have_table_d3_values():
     (dict(vtrace_lambda=2.0), "vtrace_lambda"),
     (dict(loss_reduction="max"), "loss_reduction"),
     (dict(max_grad_norm=-1.0), "max_grad_norm"),
+    (dict(clip_pg_rho_threshold="same"), "clip_pg_rho_threshold"),
+    (dict(correction="retrace"), "correction"),
+    (dict(replay_capacity=8), "at least one batch"),
+    (dict(replay_fraction=1.0), "replay_fraction"),
+    (dict(policy_lag=-1), "policy_lag"),
+    (dict(policy_lag=2, replay_capacity=1000), "cannot be combined"),
 ])
 def test_impossible_combinations_are_rejected(changes, message):
   with pytest.raises(ValueError, match=message):

@@ -1,0 +1,340 @@
+r"""The paper's ablations as a grid of ordinary runs: `python -m impala_tf.ablate`.
+
+  python -m impala_tf.ablate --suite=atari57 --levels=pong \
+      --variants=vtrace,one_step_is,epsilon,none --replay=off,on \
+      --policy_lags=none --seeds=1 --total_frames=5000000 --output=DIR \
+      [--parallel=1] [any python -m impala_tf.launch flag]
+
+Every grid point (level × replay × policy lag × variant × seed) is a normal
+run of `python -m impala_tf.launch` in its own run directory under DIR, with
+`--correction` (Sec. 5.2.2), `--replay_capacity` (Table D.3; 0 when off),
+`--policy_lag` (App. E.1) and `--seed` set; every other flag given here goes
+to every run. `--parallel=K` runs K at once. The grid can be interrupted and
+started again with the same command: finished runs (completed, or diverged)
+are never redone, the others resume from their checkpoints.
+
+At the end it writes DIR/table.md and DIR/table.csv shaped like the paper's
+Table 2 (rows: replay × policy lag × variant; columns: levels; cells: the
+final return, i.e. the mean of the last 100 episodes, as a mean over seeds
+with its spread, and the mean over the 3 best runs when there are more),
+DIR/curves.png (the mean return over seeds against frames, one panel per
+level), and TensorBoard HParams summaries, so `tensorboard --logdir=DIR`
+compares the grid in its HParams tab. `--levels=table2` with
+`--suite=dmlab30` is the paper's five Table 2 tasks, one run each.
+"""
+
+import csv
+import dataclasses
+import io
+import itertools
+import math
+import os
+import subprocess
+import sys
+import time
+from typing import Optional, Sequence
+
+from absl import app
+from absl import flags
+
+import numpy as np
+
+FLAGS = flags.FLAGS
+_FINISHED = ("completed", "diverged")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridPoint:
+  """One run of the grid."""
+  level: str
+  replay: bool
+  policy_lag: Optional[int]
+  variant: str
+  seed: int
+
+  @property
+  def row(self) -> tuple:
+    return (self.replay, self.policy_lag, self.variant)
+
+  @property
+  def name(self) -> str:
+    lag = "none" if self.policy_lag is None else self.policy_lag
+    return (f"{self.level}/replay_{'on' if self.replay else 'off'}-lag_{lag}"
+            f"-{self.variant}-seed_{self.seed}")
+
+
+def row_label(row: tuple) -> str:
+  replay, lag, variant = row
+  return (f"{'replay' if replay else 'no replay'}, "
+          f"{'lag ' + str(lag) if lag is not None else 'queue lag'}, "
+          f"{variant}")
+
+
+def grid(levels: Sequence[str], replay: Sequence[bool],
+         policy_lags: Sequence[Optional[int]], variants: Sequence[str],
+         seeds: int, log=print) -> list[GridPoint]:
+  """Every valid combination (replay and a controlled lag exclude each
+  other: replayed trajectories are older than any lag)."""
+  points = []
+  for level, on, lag, variant, seed in itertools.product(
+      levels, replay, policy_lags, variants, range(seeds)):
+    if on and lag is not None:
+      continue
+    points.append(GridPoint(level, on, lag, variant, seed))
+  skipped = len(levels) * len(replay) * len(policy_lags) * len(variants) * (
+      seeds) - len(points)
+  if skipped:
+    log(f"Skipping {skipped} grid points that combine replay with a "
+        "controlled policy lag.")
+  return points
+
+
+def command(point: GridPoint, output: str, suite: str, total_frames: int,
+            replay_capacity: int, extra: Sequence[str]) -> list[str]:
+  lag = "none" if point.policy_lag is None else str(point.policy_lag)
+  return [sys.executable, "-m", "impala_tf.launch", f"--suite={suite}",
+          f"--levels={point.level}", f"--correction={point.variant}",
+          f"--replay_capacity={replay_capacity if point.replay else 0}",
+          f"--policy_lag={lag}", f"--seed={point.seed}",
+          f"--total_frames={total_frames}",
+          f"--logdir={os.path.join(output, point.name)}", *extra]
+
+
+def status(output: str, point: GridPoint) -> Optional[dict]:
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  return run_dir.read_json(os.path.join(output, point.name,
+                                        run_dir.RESULT_FILE))
+
+
+def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
+             output: str, log=print) -> None:
+  """Runs every unfinished point, `parallel` at a time; each run's output
+  goes to its run directory's `output.log`."""
+  todo = [p for p in points
+          if (status(output, p) or {}).get("status") not in _FINISHED]
+  done = len(points) - len(todo)
+  if done:
+    log(f"{done} of {len(points)} runs already finished; running the other "
+        f"{len(todo)}.")
+  running: dict[GridPoint, tuple] = {}
+  while todo or running:
+    while todo and len(running) < parallel:
+      point = todo.pop(0)
+      directory = os.path.join(output, point.name)
+      os.makedirs(directory, exist_ok=True)
+      out = open(os.path.join(directory, "output.log"), "ab")
+      proc = subprocess.Popen(commands[point], stdout=out,
+                              stderr=subprocess.STDOUT)
+      out.close()
+      running[point] = (proc, time.time())
+      log(f"[{done + len(running)}/{len(points)}] {point.name}: started")
+    time.sleep(1.0)
+    for point, (proc, started) in list(running.items()):
+      code = proc.poll()
+      if code is None:
+        continue
+      del running[point]
+      done += 1
+      result = status(output, point) or {}
+      log(f"[{done}/{len(points)}] {point.name}: {result.get('status', 'no result')}"
+          f" (exit {code}), return {result.get('mean_return', math.nan):.2f}, "
+          f"{(time.time() - started) / 60:.0f} min")
+
+
+def summarize(points: Sequence[GridPoint], output: str) -> dict:
+  """row → level → list of final returns (one per finished seed)."""
+  table: dict = {}
+  for point in points:
+    result = status(output, point)
+    if not result or result.get("status") not in _FINISHED:
+      continue
+    table.setdefault(point.row, {}).setdefault(point.level, []).append(
+        float(result.get("mean_return", math.nan)))
+  return table
+
+
+def _cell(values: list[float]) -> str:
+  values = [v for v in values if not math.isnan(v)]
+  if not values:
+    return "-"
+  text = f"{np.mean(values):.2f}"
+  if len(values) > 1:
+    text += f" ± {np.std(values):.2f}"
+  if len(values) > 3:
+    text += f" (top 3: {np.mean(sorted(values)[-3:]):.2f})"
+  return text + f" [{len(values)}]"
+
+
+def write_tables(table: dict, levels: Sequence[str], output: str) -> str:
+  """DIR/table.md and DIR/table.csv; returns the markdown."""
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  rows = sorted(table, key=lambda r: (r[0], -1 if r[1] is None else r[1],
+                                      r[2]))
+  lines = ["| | " + " | ".join(levels) + " |",
+           "|---|" + "---|" * len(levels)]
+  for row in rows:
+    lines.append(f"| {row_label(row)} | " + " | ".join(
+        _cell(table[row].get(level, [])) for level in levels) + " |")
+  markdown = ("Final return (mean of the last 100 episodes of each run): "
+              "mean ± spread over seeds, [runs]; with more than 3 runs, "
+              "the mean of the best 3 as the paper's Table 2 reports.\n\n" +
+              "\n".join(lines) + "\n")
+  run_dir.write_text(os.path.join(output, "table.md"), markdown)
+  out = io.StringIO()
+  writer = csv.writer(out, lineterminator="\n")
+  writer.writerow(["replay", "policy_lag", "correction", "level", "runs",
+                   "mean_return", "std_return", "top3_mean", "returns"])
+  for row in rows:
+    for level in levels:
+      values = [v for v in table[row].get(level, []) if not math.isnan(v)]
+      if not values:
+        continue
+      writer.writerow([
+          "on" if row[0] else "off", "none" if row[1] is None else row[1],
+          row[2], level, len(values), np.mean(values), np.std(values),
+          np.mean(sorted(values)[-3:]), ";".join(f"{v:g}" for v in values)])
+  run_dir.write_text(os.path.join(output, "table.csv"), out.getvalue())
+  return markdown
+
+
+def write_curves(points: Sequence[GridPoint], levels: Sequence[str],
+                 output: str) -> str:
+  """DIR/curves.png: per level, each row's return curve (mean over seeds,
+  on the frames of its first seed)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from impala_tf import plot  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(levels), figsize=(6 * len(levels), 4),
+                           squeeze=False)
+  for ax, level in zip(axes[0], levels):
+    rows: dict = {}
+    for point in points:
+      if point.level != level:
+        continue
+      scalars = plot.read_scalars(os.path.join(output, point.name))
+      curve = scalars.get(f"return/{level}")
+      if curve:
+        rows.setdefault(point.row, []).append(np.array(curve))
+    for row, curves in sorted(rows.items(), key=lambda kv: str(kv[0])):
+      frames = curves[0][:, 0]
+      values = np.mean([np.interp(frames, c[:, 0], c[:, 1]) for c in curves],
+                       axis=0)
+      ax.plot(frames / 1e6, values, label=row_label(row))
+    ax.set_title(level)
+    ax.set_xlabel("environment frames (millions)")
+    ax.set_ylabel("mean return, last 100 episodes")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+  fig.tight_layout()
+  path = os.path.join(output, "curves.png")
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def write_hparams(points: Sequence[GridPoint], output: str) -> None:
+  """TensorBoard HParams summaries: the grid's hyperparameters and each
+  run's final return, one trial per run directory."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  params = [hp.HParam("level"), hp.HParam("correction"), hp.HParam("replay"),
+            hp.HParam("policy_lag"), hp.HParam("seed")]
+  with tf.summary.create_file_writer(output).as_default():
+    hp.hparams_config(hparams=params,
+                      metrics=[hp.Metric("final_return",
+                                         display_name="final return")])
+  for point in points:
+    result = status(output, point)
+    if not result:
+      continue
+    directory = os.path.join(output, point.name)
+    with tf.summary.create_file_writer(directory).as_default():
+      hp.hparams({"level": point.level, "correction": point.variant,
+                  "replay": "on" if point.replay else "off",
+                  "policy_lag": ("none" if point.policy_lag is None
+                                 else str(point.policy_lag)),
+                  "seed": point.seed}, trial_id=point.name)
+      tf.summary.scalar("final_return",
+                        float(result.get("mean_return", math.nan)),
+                        step=int(result.get("num_frames", 0)))
+
+
+def _define_flags():
+  flags.DEFINE_string("suite", "atari57", "The suite every run trains on.")
+  flags.DEFINE_list("levels", ["pong"], "Levels, one run each ('table2' on "
+                    "dmlab30: the paper's five Table 2 tasks).")
+  flags.DEFINE_list("variants", ["vtrace", "one_step_is", "epsilon", "none"],
+                    "Off-policy corrections (Sec. 5.2.2).")
+  flags.DEFINE_list("replay", ["off"], "Replay settings to run: off, on.")
+  flags.DEFINE_integer("replay_capacity", 10_000, "Trajectories in the "
+                       "replay buffer when replay is on (Table D.3).",
+                       lower_bound=1)
+  flags.DEFINE_list("policy_lags", ["none"], "Controlled policy lags "
+                    "(App. E.1): 'none' (the queue's own lag) or integers.")
+  flags.DEFINE_integer("seeds", 1, "Runs per grid point, seeds 0..N-1.",
+                       lower_bound=1)
+  flags.DEFINE_integer("total_frames", 10_000_000, "Frames of every run.",
+                       lower_bound=1)
+  flags.DEFINE_string("output", None, "The grid's directory.")
+  flags.DEFINE_integer("parallel", 1, "Runs at once.", lower_bound=1)
+
+
+def _resolve_levels(suite_name: str, levels: Sequence[str]) -> list[str]:
+  from impala_tf import suites  # pylint: disable=g-import-not-at-top
+  return list(suites.get(suite_name).resolve_levels(levels))
+
+
+def main(argv):
+  extra = argv[1:]  # Flags this runner does not know go to every run.
+  if not FLAGS.output:
+    raise app.UsageError("--output=DIR is required.")
+  for word in FLAGS.replay:
+    if word not in ("off", "on"):
+      raise app.UsageError(f"--replay takes off and/or on, got {word!r}.")
+  try:
+    lags = [None if w == "none" else int(w) for w in FLAGS.policy_lags]
+  except ValueError:
+    raise app.UsageError(f"--policy_lags takes 'none' and integers, got "
+                         f"{FLAGS.policy_lags}.") from None
+  if any(lag is not None and lag < 0 for lag in lags):
+    raise app.UsageError("--policy_lags must be >= 0.")
+  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  bad = [v for v in FLAGS.variants if v not in presets.CORRECTIONS]
+  if bad:
+    raise app.UsageError(f"--variants {bad} unknown; expected "
+                         f"{', '.join(presets.CORRECTIONS)}.")
+  try:
+    levels = _resolve_levels(FLAGS.suite, FLAGS.levels)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  points = grid(levels, [w == "on" for w in FLAGS.replay], lags,
+                FLAGS.variants, FLAGS.seeds)
+  commands = {p: command(p, FLAGS.output, FLAGS.suite, FLAGS.total_frames,
+                         FLAGS.replay_capacity, extra) for p in points}
+  os.makedirs(FLAGS.output, exist_ok=True)
+  print(f"Ablation grid: {len(points)} runs of {FLAGS.total_frames:,} frames "
+        f"in {FLAGS.output}, {FLAGS.parallel} at a time.", flush=True)
+  run_grid(points, commands, FLAGS.parallel, FLAGS.output,
+           log=lambda line: print(line, flush=True))
+  # The runner's own TF work (summaries): its CPU kernels decided first.
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  cpu.configure_onednn("auto", "learner")
+  tf_startup.set_log_level()
+  tf_startup.import_tensorflow()
+  table = summarize(points, FLAGS.output)
+  print(write_tables(table, levels, FLAGS.output))
+  print(f"Wrote {write_curves(points, levels, FLAGS.output)}, table.md, "
+        "table.csv and HParams summaries.")
+  write_hparams(points, FLAGS.output)
+
+
+def _parse(argv):
+  """Known flags here; every other one is kept for the runs."""
+  return FLAGS(argv, known_only=True)
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main, flags_parser=_parse)

@@ -1,0 +1,72 @@
+"""`impala_tf.ablate`: a grid of ordinary runs, resumable, summarised like
+the paper's Table 2."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from impala_tf import ablate
+from impala_tf import experiment
+
+
+def test_the_grid_skips_replay_with_a_controlled_lag():
+  notes = []
+  points = ablate.grid(["pong"], [False, True], [None, 2],
+                       ["vtrace", "none"], seeds=2, log=notes.append)
+  # 2 replay × 2 lags × 2 variants × 2 seeds = 16, minus replay with lag 2.
+  assert len(points) == 12
+  assert not [p for p in points if p.replay and p.policy_lag is not None]
+  assert "Skipping 4 grid points" in notes[0]
+  command = ablate.command(points[0], "/out", "atari57", 1000, 10_000,
+                           ["--num_actors=1"])
+  assert command[1:] == [
+      "-m", "impala_tf.launch", "--suite=atari57", "--levels=pong",
+      "--correction=vtrace", "--replay_capacity=0", "--policy_lag=none",
+      "--seed=0", "--total_frames=1000",
+      "--logdir=/out/pong/replay_off-lag_none-vtrace-seed_0", "--num_actors=1"]
+
+
+def test_table2_names_the_papers_five_tasks_with_the_single_task_preset():
+  exp = experiment.build("dmlab30", ["table2"])
+  assert exp.levels == ("rooms_watermaze", "rooms_keys_doors_puzzle",
+                        "lasertag_three_opponents_small",
+                        "explore_goal_locations_small", "seekavoid_arena_01")
+  assert exp.config.reward_clipping == "abs_one"  # dmlab_single_task.
+  assert exp.config.unroll_length == 100
+  assert ablate._resolve_levels("dmlab30", ["table2"])[-1] == (  # pylint: disable=protected-access
+      "seekavoid_arena_01")
+
+
+@pytest.mark.slow
+def test_a_small_grid_runs_resumes_and_writes_table_2(tmp_path):
+  args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
+          "--levels=catch", "--variants=vtrace,none", "--replay=off,on",
+          "--replay_capacity=64", "--seeds=1", "--total_frames=6400",
+          f"--output={tmp_path}", "--run_mode=threads", "--num_actors=1"]
+  first = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  assert first.returncode == 0, first.stdout + first.stderr
+  assert "Ablation grid: 4 runs of 6,400 frames" in first.stdout
+  rows = list(csv.DictReader((tmp_path / "table.csv").open()))
+  assert {(r["replay"], r["correction"]) for r in rows} == {
+      ("off", "vtrace"), ("off", "none"), ("on", "vtrace"), ("on", "none")}
+  for row in rows:
+    assert row["level"] == "catch" and row["runs"] == "1"
+    run = (tmp_path / "catch" /
+           f"replay_{row['replay']}-lag_none-{row['correction']}-seed_0")
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "completed"
+    assert float(row["mean_return"]) == pytest.approx(result["mean_return"])
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["correction"] == row["correction"]
+    assert config["replay_capacity"] == (64 if row["replay"] == "on" else 0)
+  table = (tmp_path / "table.md").read_text()
+  assert "| replay, queue lag, vtrace |" in table
+  assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+  assert list(tmp_path.glob("events.out.tfevents.*"))  # HParams config.
+  # Started again: nothing is redone.
+  again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr
+  assert "4 of 4 runs already finished; running the other 0." in again.stdout
