@@ -156,7 +156,23 @@ class Actor:
     prev_action = np.zeros(self.env.num_envs, np.int32)
     action, logits, state_after = self._act(prev_action, env_output, state)
     self._first = dict(step=self._record(env_output, prev_action, logits),
-                       state=state, history=self._frame_history())
+                       state=state, history=self._frame_history(),
+                       inputs=(prev_action, env_output))
+    self._pending_action = action
+    self._state_after_first = state_after
+
+  def refresh_first_step(self):
+    """Acts again at the step the next unroll starts with, with the
+    network's current weights: its action (not yet played) and behaviour
+    logits then come from the same weights as the rest of the unroll (a
+    controlled policy lag needs that; otherwise the step keeps the previous
+    unroll's action, as the paper's actors do)."""
+    if self._first is None:
+      return
+    prev_action, env_output = self._first["inputs"]
+    action, logits, state_after = self._act(prev_action, env_output,
+                                            self._first["state"])
+    self._first["step"]["behaviour_logits"] = logits
     self._pending_action = action
     self._state_after_first = state_after
 
@@ -182,7 +198,8 @@ class Actor:
       steps.append(self._record(env_output, prev_action, logits))
     history = self._first["history"]
     self._first = dict(step=steps[-1], state=step_state,
-                       history=self._frame_history())
+                       history=self._frame_history(),
+                       inputs=(prev_action, env_output))
     self._pending_action = action
     self._state_after_first = state
 

@@ -71,6 +71,10 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
       if published != version:
         weights_runtime.unflatten_into(network.trainable_variables, flat)
         version = published
+        if lagged:
+          # Every step of the unroll, its first included, acts with this
+          # version (App. E.1: lag exactly k).
+          actor.refresh_first_step()
       broken_before = actor.broken_policy_steps
       trajectories = actor.unroll(policy_version=version)
       if actor.broken_policy_steps > broken_before and version != warned:

@@ -220,9 +220,15 @@ class ChaosRun:
     return self.report(code)
 
   def report(self, code: int) -> bool:
+    from impala_tf import cpu  # pylint: disable=g-import-not-at-top
     from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+    from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    # Reading checkpoints: TF quiet, its CPU kernels decided first, as in
+    # every entry point.
+    cpu.configure_onednn("auto", "learner")
+    tf_startup.set_log_level()
+    tf = tf_startup.import_tensorflow()
     result = run_dir.read_json(os.path.join(self.logdir,
                                             run_dir.RESULT_FILE)) or {}
     checks = {

@@ -357,8 +357,8 @@ def _run_local(exp, num_actors: int, argv):
 
   # The run directory as resolved here (a default one has the time in its
   # name): every child must use the same.
-  this = [sys.executable, "-m", "impala_tf.launch", *argv[1:],
-          f"--logdir={FLAGS.logdir}"]
+  this = [sys.executable, "-m", "impala_tf.launch",
+          *_without_flag(argv[1:], "logdir"), f"--logdir={FLAGS.logdir}"]
   if (FLAGS.isolation == "auto" and not isolation.is_isolated() and
       isolation.private_network_available()):
     # The same launch again, inside a network namespace with only loopback.
@@ -390,6 +390,19 @@ def _run_local(exp, num_actors: int, argv):
     _mark_failed(message)
     raise errors.RunError(message)
   return _exit_code(outcome)
+
+
+def _without_flag(args, name: str) -> list[str]:
+  """`args` without `--name=...` / `--name ...` (to give it once, resolved)."""
+  kept, skip = [], False
+  for arg in args:
+    if skip:
+      skip = False
+    elif arg == f"--{name}":
+      skip = True
+    elif not arg.startswith(f"--{name}="):
+      kept.append(arg)
+  return kept
 
 
 def _mark_failed(message: str):

@@ -128,6 +128,10 @@ class Config:
       fail(f"replay_capacity={self.replay_capacity} must be >= 0 (0: off)")
     if not 0.0 <= self.replay_fraction < 1.0:
       fail(f"replay_fraction={self.replay_fraction} must be in [0, 1)")
+    if self.replay_capacity and self.replay_per_batch >= self.batch_size:
+      fail(f"replay_fraction={self.replay_fraction} leaves no fresh "
+           f"trajectory in a batch of {self.batch_size} (at least one must "
+           "be fresh, or the run never gains frames)")
     if self.replay_capacity and self.replay_capacity < self.batch_size:
       fail(f"replay_capacity={self.replay_capacity} must hold at least one "
            f"batch ({self.batch_size})")

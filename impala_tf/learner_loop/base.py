@@ -11,12 +11,16 @@ class Update(NamedTuple):
   Attributes:
     batch: the staged batch the update trained on (`[B, T+1, ...]`).
     logs: the update's scalar logs (`learner.Learner.update`).
-    policy_lag: int64 `[B]`, learner updates between the weights each
-      trajectory was made with and the weights it was trained on.
+    policy_lag: int64 `[F]`, for each of the batch's F fresh (not replayed)
+      trajectories, the learner updates between the weights it was made
+      with and the weights it was trained on.
+    replayed: bool `[B]`, which trajectories came from replay (already
+      seen by earlier updates; their episodes were counted then).
   """
   batch: dict
   logs: dict
   policy_lag: np.ndarray
+  replayed: np.ndarray
 
 
 class LoopPart:

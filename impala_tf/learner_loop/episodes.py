@@ -42,5 +42,6 @@ class EpisodeStats(base.LoopPart):
 
   def after_update(self, loop, update):
     del loop
-    self.add(update.batch["episode_return"].numpy(),
-             update.batch["level_id"].numpy())
+    fresh = ~np.asarray(update.replayed)  # Replayed episodes were counted.
+    self.add(update.batch["episode_return"].numpy()[fresh],
+             update.batch["level_id"].numpy()[fresh])

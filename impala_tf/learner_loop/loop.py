@@ -163,8 +163,9 @@ class LearnerLoop:
   `wait_s` (total seconds spent waiting for a batch), `num_frames`,
   `num_updates`, `counters` (name → count, shown with every progress
   line), `status` (name → text, shown in heartbeat lines),
-  `last_batch_time`, and in `end` `error` (the exception ending the run,
-  or None).
+  `last_batch_time`, `published_version` (the weights version the actors
+  were last given, set by the `WeightPublisher`), and in `end` `error` (the
+  exception ending the run, or None).
   """
 
   def __init__(self, experiment, learner, trajectory_queue,
@@ -188,6 +189,7 @@ class LearnerLoop:
     # heartbeat lines show them.
     self.status: dict[str, str] = {}
     self.last_batch_time = time.time()
+    self.published_version: Optional[int] = None
 
   @property
   def num_frames(self) -> int:
@@ -233,7 +235,8 @@ class LearnerLoop:
                "drawn from it.")
     target_version = None
     if config.policy_lag is not None:
-      target_version = lambda: max(0, self.num_updates - config.policy_lag)
+      # The version the actors were last given (the `WeightPublisher`'s).
+      target_version = lambda: self.published_version
     stager = BatchStager(self.trajectory_queue, config.batch_size, device,
                          replay=replay,
                          replay_per_batch=config.replay_per_batch,
@@ -262,7 +265,7 @@ class LearnerLoop:
       # are as old as the buffer).
       policy_lag = (updates_before -
                     batch["policy_version"].numpy()[~replayed])
-      update = base.Update(batch, logs, policy_lag)
+      update = base.Update(batch, logs, policy_lag, replayed)
       for part in self.parts:
         part.after_update(self, update)
       self._tick()

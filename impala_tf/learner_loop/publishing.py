@@ -16,9 +16,12 @@ class WeightPublisher(base.LoopPart):
   a non-finite weight (that ends the run with `DivergenceError`).
 
   With a controlled `policy_lag` of k (App. E.1), what is published after
-  update u is the weights of version max(0, u − k), kept from then: actors
-  act with weights exactly k updates old (the learner's stager takes only
-  trajectories of that version).
+  update u is the oldest of the last k + 1 versions kept: max(0, u − k) in
+  a new run; in a resumed run the restored version until k more updates
+  are made. Actors act with it, and the learner's stager takes only
+  trajectories of the version published (`loop.published_version`). A
+  skipped (non-finite) update publishes the same version again, so the
+  actors, which make one unroll per publication, go on.
   """
 
   def __init__(self, weights: weights_runtime.WeightBuffer,
@@ -26,6 +29,7 @@ class WeightPublisher(base.LoopPart):
     self._weights = weights
     self._history = (collections.deque(maxlen=policy_lag + 1)
                      if policy_lag is not None else None)
+    self._published = None  # (flat weights, version) published last.
 
   def publish(self, loop):
     flat = weights_runtime.flatten(loop.learner.variables)
@@ -40,7 +44,9 @@ class WeightPublisher(base.LoopPart):
       # first (version 0 of a new run).
       self._history.append((version, tf.identity(flat)))
       version, flat = self._history[0]
+    self._published = (flat, version)
     self._weights.publish(flat, version)
+    loop.published_version = version
 
   def start(self, loop):
     self.publish(loop)
@@ -48,3 +54,5 @@ class WeightPublisher(base.LoopPart):
   def after_update(self, loop, update):
     if bool(update.logs["finite"]):
       self.publish(loop)
+    elif self._history is not None:
+      self._weights.publish(*self._published)

@@ -39,7 +39,7 @@ def _update(finite, pg=0.5):
           "baseline_loss": tf.constant(float("nan") if not finite else 1.0),
           "entropy_loss": tf.constant(-1.0),
           "grad_norm": tf.constant(float("inf") if not finite else 2.0)}
-  return base.Update({}, logs, np.zeros(2, np.int64))
+  return base.Update({}, logs, np.zeros(2, np.int64), np.zeros(2, bool))
 
 
 def test_guard_counts_skips_and_stops_after_a_streak():

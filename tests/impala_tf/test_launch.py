@@ -428,3 +428,10 @@ def test_failed_checkpoint_saves_are_one_line_and_the_run_goes_on(tmp_path,
     reader = tf.train.load_checkpoint(path)  # Every one readable.
     assert "num_frames/.ATTRIBUTES/VARIABLE_VALUE" in (
         reader.get_variable_to_shape_map())
+
+
+def test_children_get_the_resolved_logdir_once():
+  from impala_tf import launch  # pylint: disable=g-import-not-at-top
+  args = ["--suite=catch", "--logdir=a", "--logdir", "b", "--logdirx=c"]
+  assert launch._without_flag(args, "logdir") == [  # pylint: disable=protected-access
+      "--suite=catch", "--logdirx=c"]

@@ -70,3 +70,8 @@ def test_impossible_combinations_are_rejected(changes, message):
 def test_unknown_preset_lists_the_known_ones():
   with pytest.raises(ValueError, match="atari"):
     presets.get("procgen")
+
+
+def test_a_replay_fraction_that_leaves_nothing_fresh_is_refused():
+  with pytest.raises(ValueError, match="leaves no fresh trajectory"):
+    presets.ATARI.replace(replay_capacity=100, replay_fraction=0.99)

@@ -60,9 +60,19 @@ class _Batches(learner_loop.LoopPart):
     self.policy_lags = []
     self.frames = []
 
+    self.logits = []     # Each update's behaviour logits, [B, T+1, A].
+    self.replayed = []
+    self.episodes = []   # Finished episodes in fresh trajectories.
+    self.counted = []    # The loop's episode count after each update.
+
   def after_update(self, loop, update):
     self.policy_lags.append(update.policy_lag)
     self.frames.append(loop.num_frames)
+    self.logits.append(update.batch["behaviour_logits"].numpy())
+    self.replayed.append(np.asarray(update.replayed))
+    done = update.batch["done"].numpy()[:, 1:]
+    self.episodes.append(int(done[~update.replayed].sum()))
+    self.counted.append(loop.episodes.total)
 
 
 def test_half_of_every_batch_comes_from_replay_and_only_fresh_frames_count(
@@ -83,3 +93,16 @@ def test_half_of_every_batch_comes_from_replay_and_only_fresh_frames_count(
   assert fresh[0] == 8 and set(fresh[1:]) == {4}
   steps = np.diff([0] + part.frames)
   np.testing.assert_array_equal(steps, np.array(fresh) * 5)
+
+  # Replayed trajectories are earlier batches' fresh ones, behaviour logits
+  # and all, never the same batch's.
+  seen = []
+  for logits, replayed in zip(part.logits, part.replayed):
+    for trajectory in logits[replayed]:
+      assert any(np.array_equal(trajectory, old) for old in seen)
+    assert not any(np.array_equal(fresh, old) for fresh in logits[~replayed]
+                   for old in seen)
+    seen.extend(logits[~replayed])
+  # Episodes are counted once, when their trajectory is fresh.
+  assert part.counted == list(np.cumsum(part.episodes))
+  assert sum(part.episodes) > 0
