@@ -199,36 +199,53 @@ def write_tables(table: dict, levels: Sequence[str], output: str) -> str:
 
 def write_curves(points: Sequence[GridPoint], levels: Sequence[str],
                  output: str) -> str:
-  """DIR/curves.png: per level, each row's return curve (mean over seeds,
-  on the frames of its first seed)."""
+  """DIR/curves.png: one panel per level and setting (replay × policy
+  lag), one line per variant (the same colour in every panel): the mean
+  return over seeds, on the frames of the first seed."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from impala_tf import plot  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, len(levels), figsize=(6 * len(levels), 4),
-                           squeeze=False)
-  for ax, level in zip(axes[0], levels):
-    rows: dict = {}
-    for point in points:
-      if point.level != level:
-        continue
-      scalars = plot.read_scalars(os.path.join(output, point.name))
-      curve = scalars.get(f"return/{level}")
-      if curve:
-        rows.setdefault(point.row, []).append(np.array(curve))
-    for row, curves in sorted(rows.items(), key=lambda kv: str(kv[0])):
-      frames = curves[0][:, 0]
-      values = np.mean([np.interp(frames, c[:, 0], c[:, 1]) for c in curves],
-                       axis=0)
-      ax.plot(frames / 1e6, values, label=row_label(row))
-    ax.set_title(level)
-    ax.set_xlabel("environment frames (millions)")
-    ax.set_ylabel("mean return, last 100 episodes")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+  settings = sorted({p.row[:2] for p in points},
+                    key=lambda r: (r[0], -1 if r[1] is None else r[1]))
+  variants = list(dict.fromkeys(p.variant for p in points))
+  colours = dict(zip(variants, plt.rcParams["axes.prop_cycle"].by_key()[
+      "color"]))
+  fig, axes = plt.subplots(len(levels), len(settings),
+                           figsize=(4 * len(settings), 3.2 * len(levels)),
+                           squeeze=False, sharey="row")
+  for row, level in enumerate(levels):
+    for column, setting in enumerate(settings):
+      ax = axes[row][column]
+      for variant in variants:
+        curves = []
+        for point in points:
+          if (point.level, point.row) != (level, (*setting, variant)):
+            continue
+          curve = plot.read_scalars(os.path.join(output, point.name)).get(
+              f"return/{level}")
+          if curve:
+            curves.append(np.array(curve))
+        if not curves:
+          continue
+        frames = curves[0][:, 0]
+        values = np.mean([np.interp(frames, c[:, 0], c[:, 1])
+                          for c in curves], axis=0)
+        ax.plot(frames / 1e6, values, color=colours[variant],
+                label=f"{variant} ({len(curves)})")
+      replay, lag = setting
+      ax.set_title(f"{level}: {'replay' if replay else 'no replay'}, "
+                   f"{'lag ' + str(lag) if lag is not None else 'queue lag'}",
+                   fontsize="medium")
+      ax.set_xlabel("frames (millions)")
+      if column == 0:
+        ax.set_ylabel("mean return, last 100 episodes")
+      ax.grid(alpha=0.3)
+      ax.legend(fontsize="small", title="variant (seeds)",
+                title_fontsize="small")
   fig.tight_layout()
   path = os.path.join(output, "curves.png")
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=90)
   plt.close(fig)
   return path
 
