@@ -12,8 +12,11 @@ and the shared-machine bound 1 / (sum of 1 / ceiling), the most the three
 could give together on the cores each ceiling had to itself; then runs
 `python -m impala_tf.launch` (learner + actor processes, the
 default local mode) for `--seconds`, reads its progress lines (frames/s,
-queue fill, share of time the learner waited for data) and samples the peak
-resident memory (VmHWM) of every process. Frames are 4 per agent step.
+queue fill, share of time the learner waited for data) and samples, every
+second, the peak resident memory (VmHWM) of every process and the whole
+run's proportional memory (PSS, summed over the launcher, the learner and
+the actors; shared pages counted once), printing its peak. Frames are 4 per
+agent step.
 Prints medians; the machine is shared and noisy, so compare ratios.
 
 With several `--onednn` settings (e.g. `auto,off`) or `--precision`
@@ -98,21 +101,47 @@ def learner_ceiling(exp, seconds):
   return updates * exp.config.frames_per_update / elapsed
 
 
-def peak_rss_by_role(marker):
-  """{role: [VmHWM MiB, ...]} of processes whose cmdline contains marker."""
-  roles = {}
+def _run_processes(marker):
+  """{pid: command line} of the launcher processes whose command line
+  contains marker."""
+  found = {}
   for entry in os.listdir("/proc"):
     if not entry.isdigit():
       continue
     try:
       with open(f"/proc/{entry}/cmdline", "rb") as f:
         cmdline = f.read().decode(errors="replace")
-      if marker not in cmdline or "impala_tf.launch" not in cmdline:
-        continue
-      with open(f"/proc/{entry}/status") as f:
-        hwm = next(int(line.split()[1]) for line in f
-                   if line.startswith("VmHWM"))
-    except (OSError, StopIteration):
+    except OSError:
+      continue  # The process ended.
+    if marker in cmdline and "impala_tf.launch" in cmdline:
+      found[entry] = cmdline
+  return found
+
+
+def _status_kib(path, field):
+  """The kB figure of `field` in a /proc status-like file (None if the
+  process ended)."""
+  try:
+    with open(path) as f:
+      return next(int(line.split()[1]) for line in f
+                  if line.startswith(field + ":"))
+  except (OSError, StopIteration):
+    return None
+
+
+def run_pss_mib(marker):
+  """The run's proportional set size now: PSS summed over its processes."""
+  values = (_status_kib(f"/proc/{pid}/smaps_rollup", "Pss")
+            for pid in _run_processes(marker))
+  return sum(v for v in values if v is not None) / 1024
+
+
+def peak_rss_by_role(marker):
+  """{role: [VmHWM MiB, ...]} of processes whose cmdline contains marker."""
+  roles = {}
+  for pid, cmdline in _run_processes(marker).items():
+    hwm = _status_kib(f"/proc/{pid}/status", "VmHWM")
+    if hwm is None:
       continue
     role = ("learner" if "--job=learner" in cmdline else
             "actor" if "--job=actor" in cmdline else "launcher")
@@ -142,6 +171,8 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   def sample_memory():
     for role, values in peak_rss_by_role(logdir).items():
       peaks[role] = max([peaks.get(role, 0.0)] + values)
+    peaks["whole run PSS"] = max(peaks.get("whole run PSS", 0.0),
+                                 run_pss_mib(logdir))
 
   # Start the clock at the first progress line (after TF start-up).
   deadline = time.monotonic() + 180
@@ -152,7 +183,7 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   end = time.monotonic() + warmup_s + seconds
   while time.monotonic() < end and proc.poll() is None:
     sample_memory()
-    time.sleep(2)
+    time.sleep(1)
   os.killpg(proc.pid, signal.SIGTERM)
   proc.wait(timeout=30)
   reader.join(timeout=5)
