@@ -12,17 +12,21 @@ and the shared-machine bound 1 / (sum of 1 / ceiling), the most the three
 could give together on the cores each ceiling had to itself; then runs
 `python -m impala_tf.launch` (learner + actor processes, the
 default local mode) for `--seconds`, reads its progress lines (frames/s,
-queue fill, share of time the learner waited for data) and samples the peak
-resident memory (VmHWM) of every process. Frames are 4 per agent step.
+queue fill, share of time the learner waited for data) and samples, every
+second, the peak resident memory (VmHWM) of every process and the whole
+run's proportional memory (PSS, summed over the launcher, the learner and
+the actors; shared pages counted once), printing its peak. Frames are 4 per
+agent step.
 Prints medians; the machine is shared and noisy, so compare ratios.
 
-With several `--onednn` settings (e.g. `auto,off`), every setting runs
-`--repeats` times, alternating, each ceiling in a fresh process with the
-setting its role gets (inference as an actor, the update as a learner), and
-the ratio of the first setting to the last is printed.
+With several `--onednn` settings (e.g. `auto,off`) or `--precision`
+settings (`float32,bfloat16`), every combination runs `--repeats` times,
+alternating, each ceiling in a fresh process with the oneDNN setting its
+role gets (inference as an actor, the update as a learner), and each
+combination's end-to-end speed over the first's is printed.
 
   python benchmarks/end_to_end.py [--seconds 120] [--torsos shallow,deep]
-      [--onednn auto,off] [--repeats 1]
+      [--onednn auto,off] [--precision float32,bfloat16] [--repeats 1]
 """
 
 import argparse
@@ -97,21 +101,47 @@ def learner_ceiling(exp, seconds):
   return updates * exp.config.frames_per_update / elapsed
 
 
-def peak_rss_by_role(marker):
-  """{role: [VmHWM MiB, ...]} of processes whose cmdline contains marker."""
-  roles = {}
+def _run_processes(marker):
+  """{pid: command line} of the launcher processes whose command line
+  contains marker."""
+  found = {}
   for entry in os.listdir("/proc"):
     if not entry.isdigit():
       continue
     try:
       with open(f"/proc/{entry}/cmdline", "rb") as f:
         cmdline = f.read().decode(errors="replace")
-      if marker not in cmdline or "impala_tf.launch" not in cmdline:
-        continue
-      with open(f"/proc/{entry}/status") as f:
-        hwm = next(int(line.split()[1]) for line in f
-                   if line.startswith("VmHWM"))
-    except (OSError, StopIteration):
+    except OSError:
+      continue  # The process ended.
+    if marker in cmdline and "impala_tf.launch" in cmdline:
+      found[entry] = cmdline
+  return found
+
+
+def _status_kib(path, field):
+  """The kB figure of `field` in a /proc status-like file (None if the
+  process ended)."""
+  try:
+    with open(path) as f:
+      return next(int(line.split()[1]) for line in f
+                  if line.startswith(field + ":"))
+  except (OSError, StopIteration):
+    return None
+
+
+def run_pss_mib(marker):
+  """The run's proportional set size now: PSS summed over its processes."""
+  values = (_status_kib(f"/proc/{pid}/smaps_rollup", "Pss")
+            for pid in _run_processes(marker))
+  return sum(v for v in values if v is not None) / 1024
+
+
+def peak_rss_by_role(marker):
+  """{role: [VmHWM MiB, ...]} of processes whose cmdline contains marker."""
+  roles = {}
+  for pid, cmdline in _run_processes(marker).items():
+    hwm = _status_kib(f"/proc/{pid}/status", "VmHWM")
+    if hwm is None:
       continue
     role = ("learner" if "--job=learner" in cmdline else
             "actor" if "--job=actor" in cmdline else "launcher")
@@ -141,6 +171,8 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   def sample_memory():
     for role, values in peak_rss_by_role(logdir).items():
       peaks[role] = max([peaks.get(role, 0.0)] + values)
+    peaks["whole run PSS"] = max(peaks.get("whole run PSS", 0.0),
+                                 run_pss_mib(logdir))
 
   # Start the clock at the first progress line (after TF start-up).
   deadline = time.monotonic() + 180
@@ -151,7 +183,7 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   end = time.monotonic() + warmup_s + seconds
   while time.monotonic() < end and proc.poll() is None:
     sample_memory()
-    time.sleep(2)
+    time.sleep(1)
   os.killpg(proc.pid, signal.SIGTERM)
   proc.wait(timeout=30)
   reader.join(timeout=5)
@@ -169,13 +201,15 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
 
 
 def _child(args):
-  """One ceiling under the --onednn setting its role gets; prints JSON."""
+  """One ceiling under the --onednn setting its role gets and the
+  --precision; prints JSON."""
   role = "actor" if args.child == "inference" else "learner"
   cpu.configure_onednn(args.onednn, role, args.torsos)
   from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
   tf_startup.import_tensorflow()
   exp = experiment_lib.build(
-      "atari57", ["pong"], presets.ATARI.replace(torso=args.torsos),
+      "atari57", ["pong"], presets.ATARI.replace(torso=args.torsos,
+                                                 precision=args.precision),
       envs_per_actor=args.envs_per_actor)
   if args.child == "inference":
     value = inference_ceiling(exp, args.envs_per_actor, args.ceiling_s)
@@ -185,9 +219,11 @@ def _child(args):
 
 
 def _ceiling_in_child(kind, torso, setting, args):
+  onednn, precision = setting
   out = subprocess.run(
       [sys.executable, __file__, f"--child={kind}", f"--torsos={torso}",
-       f"--onednn={setting}", f"--ceiling_s={args.ceiling_s}",
+       f"--onednn={onednn}", f"--precision={precision}",
+       f"--ceiling_s={args.ceiling_s}",
        f"--envs_per_actor={args.envs_per_actor}"],
       capture_output=True, text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -207,6 +243,8 @@ def main():
                       help="Only the end-to-end run (to compare settings).")
   parser.add_argument("--onednn", default="auto",
                       help="comma-separated --onednn settings to compare")
+  parser.add_argument("--precision", default="float32",
+                      help="comma-separated --precision settings to compare")
   parser.add_argument("--repeats", type=int, default=1,
                       help="end-to-end runs per setting, alternating")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -215,17 +253,21 @@ def main():
     _child(args)
     return
 
-  settings = args.onednn.split(",")
+  settings = [(onednn, precision) for onednn in args.onednn.split(",")
+              for precision in args.precision.split(",")]
+  names = {setting: f"--onednn={setting[0]} --precision={setting[1]}"
+           for setting in settings}
   print(f"CPU: {cpu.read_cpu_info().describe()}; Pong, {args.num_actors} "
-        f"actors x {args.envs_per_actor} envs; --onednn {', '.join(settings)}"
-        f"; frames = 4 x agent steps; medians", flush=True)
+        f"actors x {args.envs_per_actor} envs; "
+        f"{'; '.join(names.values())}; frames = 4 x agent steps; medians",
+        flush=True)
   for torso in args.torsos.split(","):
     runs = {setting: [] for setting in settings}
     for _ in range(args.repeats):
       for setting in settings:
         runs[setting].append(end_to_end(
             torso, args.num_actors, args.envs_per_actor, args.seconds,
-            args.warmup_s, args.launch_args.split() + [f"--onednn={setting}"]))
+            args.warmup_s, args.launch_args.split() + names[setting].split()))
     for setting in settings:
       fps = statistics.median(r[0] for r in runs[setting])
       fill = statistics.median(r[1] for r in runs[setting])
@@ -235,7 +277,7 @@ def main():
         for role, value in r[3].items():
           peaks[role] = max(peaks.get(role, 0.0), value)
       each = ", ".join(f"{r[0]:,.0f}" for r in runs[setting])
-      print(f"\n{torso}, --onednn={setting} {args.launch_args}: end-to-end "
+      print(f"\n{torso}, {names[setting]} {args.launch_args}: end-to-end "
             f"{fps:,.0f} f/s (runs: {each}), queue {fill}%, learner waiting "
             f"{wait}%")
       print("  peak resident memory: " + ", ".join(
@@ -259,11 +301,11 @@ def main():
             f"{'on' if inference['onednn'] else 'off'}), learner "
             f"{learn['fps']:,.0f} f/s (oneDNN "
             f"{'on' if learn['onednn'] else 'off'})")
-    if len(settings) > 1:
-      first = statistics.median(r[0] for r in runs[settings[0]])
-      last = statistics.median(r[0] for r in runs[settings[-1]])
-      print(f"  {torso}: --onednn={settings[0]} / --onednn={settings[-1]} = "
-            f"{first / last:.2f}x end to end")
+    first = statistics.median(r[0] for r in runs[settings[0]])
+    for setting in settings[1:]:
+      fps = statistics.median(r[0] for r in runs[setting])
+      print(f"  {torso}: {names[setting]} over {names[settings[0]]} = "
+            f"{fps / first:.2f}x end to end")
     sys.stdout.flush()
 
 

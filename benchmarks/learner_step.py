@@ -10,11 +10,13 @@ second (4 frames per agent step) of
 
 measured alternately in rounds so that machine noise hits both alike, with
 the median over rounds and the ratio full/bare. With several `--onednn`
-settings, each round runs every setting in a fresh process (TF reads the
-setting once, at import), alternating, and the table puts them side by side.
+or `--precision` settings, each round runs every combination in a fresh
+process (TF reads the oneDNN setting once, at import), alternating, and the
+table puts them side by side with each one's update speed over the first's.
 
   python benchmarks/learner_step.py [--rounds 5] [--updates 5] [--batch 32]
-      [--onednn auto,off] [--shapes atari] [--torsos shallow,deep]
+      [--onednn auto,off] [--precision float32,bfloat16] [--shapes atari]
+      [--torsos shallow,deep]
 """
 
 import argparse
@@ -75,10 +77,12 @@ def _child(args):
   for shape in args.shapes.split(","):
     base, obs_spec, num_actions = shapes[shape]
     for torso in args.torsos.split(","):
-      config = base.replace(torso=torso, batch_size=args.batch)
+      config = base.replace(torso=torso, batch_size=args.batch,
+                            precision=args.precision)
       learner = learner_lib.Learner(
           config, lambda c=config: networks.ImpalaNetwork(
-              num_actions, c.torso, c.use_lstm, c.use_instruction),
+              num_actions, c.torso, c.use_lstm, c.use_instruction,
+              precision=c.precision),
           obs_spec, strategy=learner_lib.make_strategy())
       spec = trajectory.specs(config.unroll_length, num_actions, obs_spec,
                               config.use_lstm)
@@ -105,6 +109,9 @@ def main():
   parser.add_argument("--onednn", default="auto",
                       help="comma-separated settings of --onednn to compare "
                       "(auto, on, off)")
+  parser.add_argument("--precision", default="float32",
+                      help="comma-separated --precision settings to compare "
+                      "(float32, bfloat16)")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
@@ -112,38 +119,43 @@ def main():
     return
 
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  settings = args.onednn.split(",")
+  settings = [(onednn, precision) for onednn in args.onednn.split(",")
+              for precision in args.precision.split(",")]
   print(f"CPU: {cpu.read_cpu_info().describe()}; batch {args.batch}, "
         f"{args.rounds} rounds x {args.updates} updates, settings in fresh "
         "processes, alternating; frames = 4 x steps; medians", flush=True)
   rounds = {setting: [] for setting in settings}
   for _ in range(args.rounds):
-    for setting in settings:
+    for onednn, precision in settings:
       out = subprocess.run(
-          [sys.executable, __file__, "--child", f"--onednn={setting}",
-           f"--updates={args.updates}", f"--batch={args.batch}",
-           f"--shapes={args.shapes}", f"--torsos={args.torsos}"],
+          [sys.executable, __file__, "--child", f"--onednn={onednn}",
+           f"--precision={precision}", f"--updates={args.updates}",
+           f"--batch={args.batch}", f"--shapes={args.shapes}",
+           f"--torsos={args.torsos}"],
           capture_output=True, text=True, check=True)
-      rounds[setting].append(json.loads(out.stdout.strip().splitlines()[-1]))
+      rounds[onednn, precision].append(
+          json.loads(out.stdout.strip().splitlines()[-1]))
   header = f"{'shape':6} {'torso':8}"
-  for setting in settings:
-    enabled = rounds[setting][0]["onednn"]
-    label = f"{setting} (oneDNN {'on' if enabled else 'off'})"
-    header += f" | {label + ' update':>28} {'bare':>8} {'ratio':>5}"
+  for onednn, precision in settings:
+    enabled = rounds[onednn, precision][0]["onednn"]
+    label = (f"{onednn} (oneDNN {'on' if enabled else 'off'}) {precision}")
+    header += f" | {label + ' update':>36} {'bare':>8} {'ratio':>5}"
   print(header)
-  for key in rounds[settings[0]][0]:
+  first = settings[0]
+  for key in rounds[first][0]:
     if key == "onednn":
       continue
     shape, torso = key.split("/")
     line = f"{shape:6} {torso:8}"
+    medians = {}
     for setting in settings:
       full = statistics.median(r[key][0] for r in rounds[setting])
       bare = statistics.median(r[key][1] for r in rounds[setting])
-      line += f" | {full:>28,.0f} {bare:>8,.0f} {full / bare:>5.2f}"
-    if len(settings) > 1:
-      first = statistics.median(r[key][0] for r in rounds[settings[0]])
-      last = statistics.median(r[key][0] for r in rounds[settings[-1]])
-      line += f" | {settings[0]}/{settings[-1]} {first / last:.2f}x"
+      medians[setting] = full
+      line += f" | {full:>36,.0f} {bare:>8,.0f} {full / bare:>5.2f}"
+    for setting in settings[1:]:
+      line += (f" | {'/'.join(setting)} over {'/'.join(first)}: "
+               f"{medians[setting] / medians[first]:.2f}x")
     print(line, flush=True)
 
 

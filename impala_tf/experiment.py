@@ -56,7 +56,7 @@ class Experiment:
     from impala_tf import networks  # pylint: disable=g-import-not-at-top
     return networks.ImpalaNetwork(
         self.num_actions, self.config.torso, self.config.use_lstm,
-        self.config.use_instruction)
+        self.config.use_instruction, precision=self.config.precision)
 
   def trajectory_specs(self):
     """Field name → `tf.TensorSpec` of one trajectory as actors send it

@@ -59,7 +59,7 @@ class ExportedPolicy(tf.Module):
   """The policy module a SavedModel holds (see the module docstring)."""
 
   def __init__(self, network: networks.ImpalaNetwork, description: dict,
-               num_frames: int, precision: str = "float32"):
+               num_frames: int):
     super().__init__(name="impala_policy")
     self.network = network
     self._observation_names = sorted(description["observation_spec"])
@@ -72,7 +72,7 @@ class ExportedPolicy(tf.Module):
                                        sort_keys=True),
         "frame_stack": description["frame_stack"],
         "frames_trained": num_frames,
-        "precision": precision,
+        "precision": network.precision,  # The torso's compute dtype.
         "config": json.dumps(description, sort_keys=True),
         "format_version": FORMAT_VERSION,
     }
@@ -152,8 +152,8 @@ def _with_keywords(fn, specs):
   return call
 
 
-def export_policy(experiment, variables, num_frames: int, output_dir: str,
-                  precision: str = "float32") -> str:
+def export_policy(experiment, variables, num_frames: int,
+                  output_dir: str) -> str:
   """Writes the policy with weights `variables` (the learner's trainable
   variables, in `network.trainable_variables` order) to `output_dir`.
 
@@ -165,8 +165,7 @@ def export_policy(experiment, variables, num_frames: int, output_dir: str,
           network.initial_state(1))
   weights_runtime.unflatten_into(network.trainable_variables,
                                  weights_runtime.flatten(variables))
-  policy = ExportedPolicy(network, run_dir.describe(experiment), num_frames,
-                          precision)
+  policy = ExportedPolicy(network, run_dir.describe(experiment), num_frames)
   signatures = {"action": policy.action, "serving_default": policy.action,
                 "get_initial_state": policy.get_initial_state,
                 "get_metadata": policy.get_metadata}

@@ -15,6 +15,14 @@ Layer recipe (the figure as built by the paper's code):
   reset to zeros wherever an observation starts a new episode.
 * Heads: linear policy logits and a linear scalar baseline.
 
+Precision (`precision="bfloat16"`, ours): the torso, where nearly all the
+arithmetic is, computes in bfloat16 (its input and its float32 variables
+cast where they are used; its output cast back); the
+instruction encoder, the core and the heads compute in float32, so the
+logits used for importance weights, the baseline and the gradients
+reaching the float32 variables are float32. "float32" runs the torso as
+written.
+
 Shapes: `B` is the batch, `T` the number of time steps (time-major).
 """
 
@@ -33,6 +41,26 @@ TORSO_OUTPUT_SIZE = 256
 CORE_SIZE = 256
 
 TORSOS = presets.TORSOS
+PRECISIONS = presets.PRECISIONS
+
+
+def _apply(layer, x):
+  """`layer` (a built `snt.Conv2D` or `snt.Linear`) on `x`, computed in
+  `x`'s dtype: float32 is the layer's own call; otherwise its float32
+  variables are cast to that dtype where they are used."""
+  if x.dtype == tf.float32:
+    return layer(x)
+  w = tf.cast(layer.w, x.dtype)
+  if isinstance(layer, snt.Linear):
+    y = tf.matmul(x, w)
+  elif layer.padding_func is None:
+    y = tf.nn.convolution(x, w, strides=layer.stride,
+                          padding=layer.conv_padding, dilations=layer.rate,
+                          data_format=layer.data_format)
+  else:
+    raise ValueError(f"{layer.name}: padding functions are not supported "
+                     "below float32.")
+  return tf.nn.bias_add(y, tf.cast(layer.b, x.dtype)) if layer.with_bias else y
 
 AgentInput = collections.namedtuple(
     "AgentInput", ["prev_action", "reward", "done", "observation"])
@@ -59,9 +87,9 @@ class _ShallowTorso(snt.Module):
     self._linear = snt.Linear(TORSO_OUTPUT_SIZE)
 
   def __call__(self, frames):
-    x = tf.nn.relu(self._conv1(frames))
-    x = tf.nn.relu(self._conv2(x))
-    return tf.nn.relu(self._linear(snt.Flatten()(x)))
+    x = tf.nn.relu(_apply(self._conv1, frames))
+    x = tf.nn.relu(_apply(self._conv2, x))
+    return tf.nn.relu(_apply(self._linear, snt.Flatten()(x)))
 
 
 class _ResidualBlock(snt.Module):
@@ -72,7 +100,8 @@ class _ResidualBlock(snt.Module):
     self._conv2 = snt.Conv2D(channels, 3, padding="SAME")
 
   def __call__(self, x):
-    return x + self._conv2(tf.nn.relu(self._conv1(tf.nn.relu(x))))
+    return x + _apply(self._conv2,
+                      tf.nn.relu(_apply(self._conv1, tf.nn.relu(x))))
 
 
 class _DeepTorso(snt.Module):
@@ -92,11 +121,11 @@ class _DeepTorso(snt.Module):
   def __call__(self, frames):
     x = frames
     for conv, res0, res1 in self._stacks:
-      x = conv(x)
+      x = _apply(conv, x)
       x = tf.nn.max_pool2d(x, ksize=3, strides=2, padding="SAME")
       x = res1(res0(x))
     x = tf.nn.relu(x)
-    return tf.nn.relu(self._linear(snt.Flatten()(x)))
+    return tf.nn.relu(_apply(self._linear, snt.Flatten()(x)))
 
 
 class InstructionEncoder(snt.Module):
@@ -133,14 +162,21 @@ class ImpalaNetwork(snt.Module):
     torso: "shallow" or "deep".
     use_lstm: whether the core is an LSTM (False: feed-forward).
     use_instruction: whether the observation has an "instruction".
+    precision: the torso's compute dtype, "float32" or "bfloat16" (module
+      docstring).
   """
 
   def __init__(self, num_actions: int, torso: str = "shallow",
                use_lstm: bool = True, use_instruction: bool = False,
-               name: Optional[str] = None):
+               name: Optional[str] = None, precision: str = "float32"):
     super().__init__(name=name or f"impala_{torso}")
     if torso not in TORSOS:
       raise ValueError(f"Unknown torso {torso!r}; expected one of {TORSOS}.")
+    if precision not in PRECISIONS:
+      raise ValueError(f"Unknown precision {precision!r}; expected one of "
+                       f"{PRECISIONS}.")
+    self.precision = precision
+    self._torso_built = False
     if num_actions < 1:
       raise ValueError(f"num_actions must be positive, got {num_actions}.")
     self.num_actions = num_actions
@@ -173,7 +209,7 @@ class ImpalaNetwork(snt.Module):
     # The convolutions see all T*B frames at once (the paper folds time into
     # the batch); only the LSTM runs sequentially.
     folded = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0))
-    torso_out = self._torso(tf.cast(folded, tf.float32) / 255.0)
+    torso_out = self._run_torso(tf.cast(folded, tf.float32) / 255.0)
 
     features = [
         torso_out,
@@ -201,6 +237,17 @@ class ImpalaNetwork(snt.Module):
             logits, tf.concat([time_batch, [self.num_actions]], 0)),
         baseline=tf.reshape(baseline, time_batch))
     return outputs, state
+
+  def _run_torso(self, frames):
+    """The torso on float32 `frames`, in this network's precision; float32
+    out."""
+    if self.precision == "float32" or not self._torso_built:
+      # The first call creates the variables, in float32.
+      self._torso_built = True
+      if self.precision == "float32":
+        return self._torso(frames)
+      self._torso(frames)
+    return tf.cast(self._torso(tf.cast(frames, tf.bfloat16)), tf.float32)
 
   def _unroll_core(self, features, done, state):
     """LSTM over `[T, B, F]`, zeroing the state where an episode starts."""

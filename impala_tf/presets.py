@@ -13,6 +13,9 @@ from typing import Optional, Union
 # that flags can be checked (and errors reported) before TF starts; the
 # modules that implement them (networks.py, losses.py) import them from here.
 TORSOS = ("shallow", "deep")
+# The dtype the torso computes in (networks.py); variables, optimiser state,
+# the core, the heads, V-trace and the losses stay float32.
+PRECISIONS = ("float32", "bfloat16")
 REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric",
                          "scalable_agent_soft_asymmetric", "none")
 LOSS_REDUCTIONS = ("sum", "mean")
@@ -43,6 +46,9 @@ FIELD_HELP = {
                        "(Table D.3: 10,000); 0 turns replay off.",
     "replay_fraction": "Share of every batch drawn from replay (Table D.3: "
                        "0.5) when --replay_capacity > 0.",
+    "precision": "The dtype the network's torso computes in: float32 or "
+                 "bfloat16 (variables, optimiser state, logits, V-trace "
+                 "and losses stay float32).",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
                   "exactly this many updates old and the learner trains only "
                   "on such trajectories (0: on-policy); 'none' (default): "
@@ -56,6 +62,7 @@ class Config:
 
   # Network.
   torso: str = "shallow"
+  precision: str = "float32"  # [ours] the paper trained in float32.
   use_lstm: bool = True
   use_instruction: bool = False
   # Data.
@@ -95,6 +102,8 @@ class Config:
 
     if self.torso not in TORSOS:
       fail(f"torso={self.torso!r}, expected one of {TORSOS}")
+    if self.precision not in PRECISIONS:
+      fail(f"precision={self.precision!r}, expected one of {PRECISIONS}")
     if self.use_instruction and not self.use_lstm:
       fail("use_instruction=True needs use_lstm=True (the instruction "
            "encoding is an input of the LSTM core)")

@@ -47,6 +47,7 @@ for t in range(num_steps):
 meta = {k: v.numpy() for k, v in loaded.signatures["get_metadata"]().items()}
 outputs["suite"] = np.array(meta["suite"].decode())
 outputs["frames_trained"] = meta["frames_trained"]
+outputs["precision"] = np.array(meta["precision"].decode())
 assert not any(m.split(".")[0] in ("impala_tf", "atari57", "dmlab30")
                for m in sys.modules), "this project was imported"
 np.savez(outputs_path, **outputs)
@@ -123,6 +124,8 @@ def _run_without_project(tmp_path, directory, steps, batch):
      presets.DMLAB_SINGLE_TASK.replace(torso="shallow")),
     # The feed-forward Atari policy on 4 stacked frames.
     ("atari57", ["pong"], presets.ATARI),
+    # The same computing its torso in bfloat16.
+    ("atari57", ["pong"], presets.ATARI.replace(precision="bfloat16")),
 ])
 def test_exported_policy_equals_the_live_network_without_this_project(
     tmp_path, suite, levels, config):
@@ -141,6 +144,7 @@ def test_exported_policy_equals_the_live_network_without_this_project(
                                   expected["policy_logits"].argmax(-1))
   assert str(saved["suite"]) == suite
   assert int(saved["frames_trained"]) == 1234
+  assert str(saved["precision"]) == config.precision
   if config.use_lstm:
     # The state was carried: step 1 differs from a fresh start on the same
     # input, so the state mattered.
