@@ -232,6 +232,7 @@ def write_report(report: dict, output_dir: str) -> tuple[str, str]:
   from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
   json_path = os.path.join(output_dir, "eval.json")
   csv_path = os.path.join(output_dir, "eval.csv")
+  run_dir.make_dirs(output_dir)  # --output may name a new directory.
   run_dir.write_json(json_path, report)
   run_dir.write_text(csv_path, to_csv(report))
   return json_path, csv_path

@@ -72,6 +72,11 @@ def _files(path: str):
   return tf.io.gfile
 
 
+def make_dirs(path: str) -> None:
+  """Creates directory `path` and its parents (nothing if it exists)."""
+  _files(path).makedirs(path)
+
+
 def write_text(path: str, text: str) -> None:
   """Writes `path` whole or not at all (temporary name, then rename)."""
   files = _files(path)

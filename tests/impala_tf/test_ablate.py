@@ -45,10 +45,12 @@ def test_a_small_grid_runs_resumes_and_writes_table_2(tmp_path):
   args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
           "--levels=catch", "--variants=vtrace,none", "--replay=off,on",
           "--replay_capacity=64", "--seeds=1", "--total_frames=6400",
-          f"--output={tmp_path}", "--run_mode=threads", "--num_actors=1"]
+          f"--output={tmp_path}", "--parallel=2", "--run_mode=threads",
+          "--num_actors=1"]
   first = subprocess.run(args, capture_output=True, text=True, timeout=600)
   assert first.returncode == 0, first.stdout + first.stderr
   assert "Ablation grid: 4 runs of 6,400 frames" in first.stdout
+  assert "2 at a time" in first.stdout
   rows = list(csv.DictReader((tmp_path / "table.csv").open()))
   assert {(r["replay"], r["correction"]) for r in rows} == {
       ("off", "vtrace"), ("off", "none"), ("on", "vtrace"), ("on", "none")}

@@ -21,12 +21,13 @@ from impala_tf import presets
 @pytest.mark.slow
 def test_trained_catch_policy_scores_near_one(trained_catch_run, tmp_path):
   run, _ = trained_catch_run
+  output = tmp_path / "new" / "eval"  # A directory that does not exist yet.
   result = subprocess.run(
       [sys.executable, "-m", "impala_tf.evaluate", f"--logdir={run}",
-       "--episodes=60", "--num_envs=4", f"--output={tmp_path}"],
+       "--episodes=60", "--num_envs=4", f"--output={output}"],
       capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stdout + result.stderr
-  report = json.loads((tmp_path / "eval.json").read_text())
+  report = json.loads((output / "eval.json").read_text())
   catch = report["levels"]["catch"]
   assert catch["episodes"] == 60 and len(catch["returns"]) == 60
   assert catch["mean"] >= 0.9
@@ -35,7 +36,7 @@ def test_trained_catch_policy_scores_near_one(trained_catch_run, tmp_path):
   (line,) = [l for l in result.stdout.splitlines() if l.startswith("catch:")
              and "over" in l]
   assert line == evaluate.level_line("catch", catch)
-  rows = list(csv.DictReader((tmp_path / "eval.csv").open()))
+  rows = list(csv.DictReader((output / "eval.csv").open()))
   assert rows[0]["level"] == "catch"
   assert float(rows[0]["mean_return"]) == pytest.approx(catch["mean"])
   assert int(rows[0]["episodes"]) == 60

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import experiment
-from impala_tf import in_process
 from impala_tf import learner as learner_lib
 from impala_tf import networks
 from impala_tf import presets
@@ -79,13 +77,3 @@ def test_a_bfloat16_update_matches_float32_within_bfloat16_round_off():
   # The optimiser's state and the variables stay float32.
   assert {v.dtype for v in low.variables} == {tf.float32}
   assert {v.dtype for v in low.optimizer.variables} <= {tf.float32, tf.int64}
-
-
-@pytest.mark.slow
-def test_catch_learns_in_bfloat16(tmp_path):
-  exp = experiment.build("catch", config=presets.CATCH.replace(
-      precision="bfloat16"))
-  result = in_process.train_in_process(exp, num_actors=2, logdir=str(tmp_path),
-                                       log=lambda _: None)
-  # The float32 run of the same preset reaches 1.00 (test_in_process.py).
-  assert result.mean_returns["catch"] >= 0.9
