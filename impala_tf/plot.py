@@ -92,10 +92,16 @@ def _define_flags():
 
 
 def main(argv):
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   runs = argv[1:]
   if not runs:
     raise app.UsageError("Give one or more run directories.")
+  # TF reads the event files: quiet, its CPU kernels decided first, as in
+  # every entry point.
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  cpu.configure_onednn("auto", "learner")
+  tf_startup.set_log_level()
+  tf_startup.import_tensorflow()
   try:
     plot(runs, FLAGS.output, FLAGS.labels or None, FLAGS.title)
   except ValueError as e:
