@@ -20,7 +20,8 @@ def test_threads_learn_catch(trained_catch_run):
   # The shared fixture is this run: two actor threads, the Catch preset.
   run, lines = trained_catch_run
   result = json.loads((run / "result.json").read_text())
-  assert result["num_frames"] >= presets.CATCH.total_frames
+  config = json.loads((run / "config.json").read_text())["config"]
+  assert result["num_frames"] >= config["total_frames"] > 0
   # Optimal is +1, uniformly random about -0.6.
   assert result["mean_returns"]["catch"] >= 0.9, lines
   assert result["status"] == "completed"

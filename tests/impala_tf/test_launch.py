@@ -281,7 +281,7 @@ def test_a_failing_batch_stager_ends_the_run_with_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
-  flags = ("--suite=catch", "--num_actors=2", "--total_frames=150000",
+  flags = ("--suite=catch", "--num_actors=2", "--total_frames=100000",
            "--checkpoint_interval_s=3600")
   first = Launch(tmp_path, *flags)
   try:
@@ -294,7 +294,7 @@ def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
   stopped = first.result()
   assert stopped["status"] == "stopped", first.output
   saved_frames = stopped["num_frames"]
-  assert 0 < saved_frames < 150000
+  assert 0 < saved_frames < 100000
 
   second = Launch(tmp_path, *flags)
   code = second.finish(timeout_s=300)
@@ -312,7 +312,7 @@ def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
   assert progress[0][0] > saved_frames
   assert progress[0][1] >= 0.5, second.output
   final = second.result()
-  assert final["status"] == "completed" and final["num_frames"] >= 150000
+  assert final["status"] == "completed" and final["num_frames"] >= 100000
   # A learner and two actor processes learn Catch, then every process
   # exits (the actor restarts of a run are in the chaos test).
   assert final["mean_return"] >= 0.9
