@@ -50,6 +50,11 @@ _QUEUE_CLOSED = (queue_runtime.QueueClosedError, tf.errors.OutOfRangeError,
                  tf.errors.CancelledError)
 
 
+def _concatenate(parts):
+  """One batch of the `[n, ...]` field dicts `parts`, in order."""
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 class BatchStager:
   """Makes the next batch and moves it to the compute device while the
   current update runs (the paper's StagingArea; adds at most one update of
@@ -116,8 +121,7 @@ class BatchStager:
              self._queue.dequeue_many(size - replayed).items()}
     parts = [fresh] + ([replay.sample(replayed)] if replayed else [])
     replay.add(fresh)  # After sampling: a batch does not replay itself.
-    batch = {k: np.concatenate([p[k] for p in parts]) for k in fresh}
-    return batch, np.arange(size) >= size - replayed
+    return _concatenate(parts), np.arange(size) >= size - replayed
 
   def _lagged_batch(self):
     kept, count = [], 0
@@ -129,7 +133,7 @@ class BatchStager:
       if keep.any():
         kept.append({k: v[keep] for k, v in items.items()})
         count += int(keep.sum())
-    return {k: np.concatenate([p[k] for p in kept]) for k in kept[0]}
+    return _concatenate(kept)
 
   def get(self, timeout_s: Optional[float] = None):
     """The next staged batch.
