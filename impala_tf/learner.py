@@ -12,6 +12,9 @@
    default, corrections.py), the three losses (losses.py), gradients all-reduced
    across replicas, global-norm clipping, TF1-style RMSProp with the learning
    rate annealed linearly to 0 over `config.total_frames`;
+   the learning rate, entropy cost, RMSProp ε and clipping norm are read from
+   `Learner.hyperparameters` (variables) at every update, so population-based
+   training (impala_tf/pbt) changes them without rebuilding the step;
 4. unless the loss or the gradient norm is not finite: then nothing is
    applied, the update count stays, and the logs say `finite=False` (the
    learner loop's divergence guard counts these).
@@ -55,6 +58,53 @@ def _strategy_for(devices: tuple[str, ...]) -> tf.distribute.Strategy:
   return snt.distribute.Replicator(devices=list(devices))
 
 
+# The hyperparameters population-based training tunes (App. F): each is a
+# variable the compiled step reads, initialised from the config field of the
+# same name. `max_grad_norm` exists only when the config clips at all.
+TUNABLE = ("learning_rate", "entropy_cost", "rmsprop_epsilon",
+           "max_grad_norm")
+
+
+class Hyperparameters(tf.Module):
+  """The tunable hyperparameters (`TUNABLE`) as float32 variables.
+
+  `learning_rate` is the schedule's initial value: the rate in force is
+  it times (1 − frames / total_frames).
+  """
+
+  def __init__(self, config: presets.Config):
+    super().__init__(name="hyperparameters")
+    self.variables_by_name = {
+        name: tf.Variable(float(getattr(config, name)), dtype=tf.float32,
+                          trainable=False, name=name)
+        for name in TUNABLE if getattr(config, name) is not None}
+
+  def __getitem__(self, name: str) -> tf.Variable:
+    return self.variables_by_name[name]
+
+  def values(self) -> dict[str, float]:
+    """name → current value."""
+    return {name: float(v.numpy())
+            for name, v in self.variables_by_name.items()}
+
+  def assign(self, values) -> None:
+    """Sets the variables named in `values` (a name → number mapping);
+    an unknown name is a ValueError naming the ones there are."""
+    unknown = sorted(set(values) - set(self.variables_by_name))
+    if unknown:
+      raise ValueError(f"Unknown hyperparameters {unknown}; this learner "
+                       f"has {sorted(self.variables_by_name)}.")
+    for name, value in values.items():
+      if not value > 0:
+        raise ValueError(f"Hyperparameter {name}={value} must be positive.")
+      self.variables_by_name[name].assign(value)
+
+  def reset(self, config: presets.Config) -> None:
+    """Back to the config's values."""
+    self.assign({name: getattr(config, name)
+                 for name in self.variables_by_name})
+
+
 class Learner:
   """Owns the network, the optimiser and the frame counter.
 
@@ -87,6 +137,7 @@ class Learner:
                                    name="num_updates")
     self.num_frames = tf.Variable(0, dtype=tf.int64, trainable=False,
                                   name="num_frames")
+    self.hyperparameters = Hyperparameters(config)
     self._update = tf.function(self._update_fn)
 
   @property
@@ -95,10 +146,12 @@ class Learner:
     return self.network.trainable_variables
 
   def learning_rate(self, num_frames) -> tf.Tensor:
-    """Linear annealing from `config.learning_rate` to 0 at total_frames."""
+    """Linear annealing from the initial learning rate (the variable
+    `hyperparameters["learning_rate"]`) to 0 at total_frames."""
     progress = tf.cast(num_frames, tf.float32) / float(
         self.config.total_frames)
-    return self.config.learning_rate * tf.maximum(0.0, 1.0 - progress)
+    return (self.hyperparameters["learning_rate"] *
+            tf.maximum(0.0, 1.0 - progress))
 
   def update(self, batch: Mapping[str, tf.Tensor],
              num_fresh: Optional[int] = None) -> dict[str, tf.Tensor]:
@@ -137,6 +190,9 @@ class Learner:
         num_fresh * (steps[1] - 1) * self.config.frames_per_step)
     self.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
     logs["learning_rate"] = learning_rate
+    for name, variable in self.hyperparameters.variables_by_name.items():
+      if name != "learning_rate":
+        logs[name] = variable.read_value()
     return logs
 
   def _replica_step(self, batch, learning_rate):
@@ -178,7 +234,7 @@ class Learner:
       baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
       entropy_loss = losses.entropy_loss(target_logits, reduction)
       total_loss = (pg_loss + config.baseline_cost * baseline_loss +
-                    config.entropy_cost * entropy_loss)
+                    self.hyperparameters["entropy_cost"] * entropy_loss)
 
     ctx = tf.distribute.get_replica_context()
     # Summed losses: the gradient of the whole batch is the sum of the
@@ -188,8 +244,8 @@ class Learner:
     gradients = ctx.all_reduce(reduce_op,
                                tape.gradient(total_loss, variables))
     if config.max_grad_norm is not None:
-      gradients, grad_norm = tf.clip_by_global_norm(gradients,
-                                                    config.max_grad_norm)
+      gradients, grad_norm = tf.clip_by_global_norm(
+          gradients, self.hyperparameters["max_grad_norm"])
     else:
       grad_norm = tf.linalg.global_norm(gradients)
     logs = ctx.all_reduce(reduce_op, {
@@ -206,7 +262,8 @@ class Learner:
                             tf.math.is_finite(logs["total_loss"]))
 
     def apply():
-      self.optimizer.apply(gradients, variables, learning_rate)
+      self.optimizer.apply(gradients, variables, learning_rate,
+                           epsilon=self.hyperparameters["rmsprop_epsilon"])
       return tf.constant(True)
 
     logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))

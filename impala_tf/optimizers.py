@@ -55,8 +55,11 @@ class RMSProp(snt.Module):
                  if self.momentum else [None] * len(variables))
 
   def apply(self, gradients: Sequence[tf.Tensor],
-            variables: Sequence[tf.Variable], learning_rate):
-    """One update of `variables` with `gradients` at `learning_rate`."""
+            variables: Sequence[tf.Variable], learning_rate,
+            epsilon=None):
+    """One update of `variables` with `gradients` at `learning_rate`;
+    `epsilon` (a number or a scalar tensor, e.g. a variable population-based
+    training changes) replaces the constructor's ε when given."""
     if self._mean_square is None:
       raise RuntimeError("RMSProp.initialize(variables) must be called before "
                          "apply().")
@@ -70,7 +73,8 @@ class RMSProp(snt.Module):
       lr = tf.cast(learning_rate, v.dtype)
       new_ms = self.decay * ms + (1.0 - self.decay) * tf.square(g)
       ms.assign(new_ms)
-      step = lr * g * tf.math.rsqrt(new_ms + self.epsilon)
+      eps = self.epsilon if epsilon is None else tf.cast(epsilon, v.dtype)
+      step = lr * g * tf.math.rsqrt(new_ms + eps)
       if mom is not None:
         step = mom.assign(self.momentum * mom + step)
       v.assign_sub(step)

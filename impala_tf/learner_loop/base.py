@@ -35,7 +35,13 @@ class LoopPart:
     flush summaries), in reverse order of the parts.
 
   `loop` is the running `loop.LearnerLoop`.
+
+  A part that sets `owns_hyperparameters` (population-based training)
+  changes the learner's tunable hyperparameters itself, so a resumed run
+  keeps the checkpoint's instead of taking the config's.
   """
+
+  owns_hyperparameters = False
 
   def start(self, loop) -> None:
     del loop

@@ -1,8 +1,12 @@
 """Checkpointing: the part of the learner's loop that saves and restores.
 
-A checkpoint holds the network, the optimiser's slots and the frame and
-update counters; the learning rate is a function of the frame counter, so
-the schedule resumes with it. If the newest checkpoint cannot be read (a
+A checkpoint holds the network, the optimiser's slots, the frame and
+update counters and the tunable hyperparameters (`learner.Hyperparameters`);
+the learning rate is a function of the frame counter, so the schedule
+resumes with it. The saved hyperparameters are used again only when asked
+(`keep_hyperparameters`: a population member's, which population-based
+training changed); otherwise the run's config (its flags) wins, so a resume
+with another `--learning_rate` uses it. If the newest checkpoint cannot be read (a
 truncated file, a lost shard), the one before it is used, and so on; if
 none can be read, the run stops with an error and deletes nothing.
 """
@@ -77,8 +81,9 @@ class Checkpointer(base.LoopPart):
   `max_to_keep`."""
 
   def __init__(self, directory: str, interval_s: float = 600.0,
-               max_to_keep: int = 3):
+               max_to_keep: int = 3, keep_hyperparameters: bool = False):
     self.directory = directory
+    self.keep_hyperparameters = keep_hyperparameters
     self.interval_s = interval_s
     self.max_to_keep = max_to_keep
     self.restored: Optional[str] = None
@@ -91,9 +96,12 @@ class Checkpointer(base.LoopPart):
     learner = loop.learner
     self._checkpoint = tf.train.Checkpoint(
         network=learner.network, optimizer=learner.optimizer,
-        num_updates=learner.num_updates, num_frames=learner.num_frames)
+        num_updates=learner.num_updates, num_frames=learner.num_frames,
+        hyperparameters=learner.hyperparameters)
     self.restored = restore_newest(self._checkpoint, self.directory,
                                    log=loop.log)
+    if self.restored and not self.keep_hyperparameters:
+      learner.hyperparameters.reset(learner.config)
     if self.restored:
       loop.log(f"Restored {self.restored} at {loop.num_frames:,} frames, "
                f"{loop.num_updates:,} updates.")

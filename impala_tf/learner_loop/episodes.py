@@ -10,6 +10,26 @@ from impala_tf.learner_loop import base
 RETURN_WINDOW = 100  # episodes per level in the reported mean return
 
 
+def finished_returns(episode_return: np.ndarray, level_id: np.ndarray
+                     ) -> list[tuple[int, float]]:
+  """(level id, return) of every episode that ended in a batch.
+
+  `episode_return` `[B, T+1]` (NaN where no game ended), `level_id` `[B]`.
+  Step 0 repeats the previous unroll's last step: skipped.
+  """
+  finished = ~np.isnan(episode_return[:, 1:])
+  return [(int(level_id[b]), float(episode_return[b, t + 1]))
+          for b, t in zip(*np.nonzero(finished))]
+
+
+def fresh_returns(update) -> list[tuple[int, float]]:
+  """`finished_returns` of an update's fresh trajectories (replayed ones
+  were counted when they were fresh)."""
+  fresh = ~np.asarray(update.replayed)
+  return finished_returns(update.batch["episode_return"].numpy()[fresh],
+                          update.batch["level_id"].numpy()[fresh])
+
+
 class EpisodeStats(base.LoopPart):
   """The last `RETURN_WINDOW` returns of every level, and counts.
 
@@ -24,11 +44,12 @@ class EpisodeStats(base.LoopPart):
 
   def add(self, episode_return: np.ndarray, level_id: np.ndarray):
     """`episode_return` `[B, T+1]` (NaN where no game ended), `level_id`
-    `[B]`. Step 0 repeats the previous unroll's last step: skipped."""
-    finished = ~np.isnan(episode_return[:, 1:])
-    for b, t in zip(*np.nonzero(finished)):
-      level = int(level_id[b])
-      self._returns[level].append(float(episode_return[b, t + 1]))
+    `[B]` (`finished_returns`)."""
+    self._record(finished_returns(episode_return, level_id))
+
+  def _record(self, returns: list[tuple[int, float]]):
+    for level, value in returns:
+      self._returns[level].append(value)
       self.counts[level] += 1
 
   def mean_returns(self) -> dict[str, float]:
@@ -42,6 +63,4 @@ class EpisodeStats(base.LoopPart):
 
   def after_update(self, loop, update):
     del loop
-    fresh = ~np.asarray(update.replayed)  # Replayed episodes were counted.
-    self.add(update.batch["episode_return"].numpy()[fresh],
-             update.batch["level_id"].numpy()[fresh])
+    self._record(fresh_returns(update))

@@ -101,8 +101,10 @@ def test_two_replicas_give_the_same_update_as_one(use_lstm, reduction):
   batch = _batch(config, seed=1)
   logs1 = single.update(batch)
   logs2 = double.update(batch)
+  # Summed in two halves instead of one: float32 rounding of a sum over
+  # the batch (seen at 1.5e-5 relative).
   np.testing.assert_allclose(logs1["total_loss"], logs2["total_loss"],
-                             rtol=1e-5)
+                             rtol=5e-5)
   for a, b in zip(single.variables, double.variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5,
                                err_msg=a.name)
