@@ -39,6 +39,11 @@ class Atari57(suites.Suite):
       f for f in env_lib.AtariOptions.__dataclass_fields__
       if f not in ("full_action_space", "repeat_action_probability"))
 
+  def preset_for(self, levels: Sequence[str]) -> str:
+    """One game (or none given: Pong): the experts' preset; several: the
+    multi-task agent's (deep, full action set, Table G.1)."""
+    return "atari_multitask" if len(levels or ()) > 1 else self.default_preset
+
   def canonical_level(self, name: str) -> str:
     return games.canonical_name(name)
 

@@ -223,6 +223,19 @@ ATARI = Config(
 # training episodes start with 0 to 29 no-op frames and are capped at
 # 108,000 frames (atari57.AtariOptions' noop_max and max_episode_frames).
 
+# Table G.1's multi-task agent: one deep feed-forward agent on several
+# games, with the full 18-action set (the suite turns it on for several
+# games), trained by population-based training (impala_tf/pbt: population
+# 24, fitness the mean capped human-normalised score over the games; it
+# tunes learning rate, entropy cost, RMSProp epsilon and the gradient-clip
+# threshold, starting from Table D.1's ranges). The values here are the
+# population's starting point before Table D.1's draws.
+ATARI_MULTITASK = ATARI.replace(
+    torso="deep",              # [paper Table G.1] deep residual network.
+    use_lstm=False,            # [paper Table G.1] feed-forward.
+    total_frames=200_000_000 * 57,  # [paper Table G.1] 200M per game.
+)
+
 # Table D.3 with the released code's defaults where the paper is silent.
 DMLAB_SINGLE_TASK = Config(
     torso="deep",              # [paper Sec. 5.1] the deep agent is the main one.
@@ -274,7 +287,8 @@ CATCH = ATARI.replace(
     total_frames=128_000,      # [ours] 200 updates; solved in about 100.
 )
 
-PRESETS = {"atari": ATARI, "catch": CATCH,
+PRESETS = {"atari": ATARI, "atari_multitask": ATARI_MULTITASK,
+           "catch": CATCH,
            "dmlab_single_task": DMLAB_SINGLE_TASK, "dmlab30": DMLAB30,
            "dmlab30_paper_clipping": DMLAB30_PAPER_CLIPPING}
 

@@ -2,7 +2,9 @@
 
 import pytest
 
+from impala_tf import experiment
 from impala_tf import presets
+from impala_tf.pbt import rules
 
 
 @pytest.mark.parametrize("name", sorted(presets.PRESETS))
@@ -75,3 +77,14 @@ def test_unknown_preset_lists_the_known_ones():
 def test_a_replay_fraction_that_leaves_nothing_fresh_is_refused():
   with pytest.raises(ValueError, match="leaves no fresh trajectory"):
     presets.ATARI.replace(replay_capacity=100, replay_fraction=0.99)
+
+
+def test_several_atari_games_get_the_multi_task_agent_of_table_g1():
+  exp = experiment.build("atari57", ["pong", "breakout"])
+  assert exp.config == presets.ATARI_MULTITASK
+  assert exp.config.torso == "deep" and not exp.config.use_lstm
+  assert exp.num_actions == 18  # The full action set.
+  assert exp.config.total_frames == 11_400_000_000  # 200M x 57 games.
+  # PBT tunes the clip threshold too on Atari (Table G.1).
+  assert rules.tuned_names(exp.config)[-1] == "max_grad_norm"
+  assert experiment.build("atari57", ["pong"]).config == presets.ATARI
