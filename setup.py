@@ -29,7 +29,7 @@ setuptools.setup(
     ],
     extras_require={
         # The plot command's tests draw with matplotlib.
-        "test": ["pytest>=8", "matplotlib"],
+        "test": ["pytest>=8", "matplotlib", "kubernetes-validate", "pyyaml"],
         "plot": ["matplotlib"],
     },
 )

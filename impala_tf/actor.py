@@ -33,12 +33,14 @@ class Actor:
     level_ids: int `[N]`, the level index of each environment (recorded in
       every trajectory); default all zeros.
     seed: seeds action sampling.
+    actor_id: this actor's index, recorded in every trajectory.
   """
 
   def __init__(self, env: envs.BatchedEnv, network: networks.ImpalaNetwork,
                unroll_length: int, level_ids: Optional[Sequence[int]] = None,
-               seed: int = 0):
+               seed: int = 0, actor_id: int = 0):
     self.env = env
+    self.actor_id = int(actor_id)
     self.network = network
     self.unroll_length = int(unroll_length)
     n = env.num_envs
@@ -213,5 +215,6 @@ class Actor:
       result["frame_history"] = history
     result["level_id"] = self.level_ids.copy()
     result["policy_version"] = np.full(n, policy_version, np.int64)
+    result["actor_id"] = np.full(n, self.actor_id, np.int32)
     return {name: np.asarray(value, self._specs[name].dtype.as_numpy_dtype)
             for name, value in result.items()}

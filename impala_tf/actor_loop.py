@@ -47,7 +47,8 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
     network = build_actor_network(experiment)
   actor = actor_lib.Actor(env, network, experiment.config.unroll_length,
                           level_ids=experiment.level_ids(actor_index),
-                          seed=seed * 7919 + actor_index)
+                          seed=seed * 7919 + actor_index,
+                          actor_id=actor_index)
   lagged = experiment.config.policy_lag is not None
   last_publication = None
   version = None
@@ -97,7 +98,7 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
     first = (getattr(e, "message", None) or str(e)).strip().splitlines()
     raise server_lib.LearnerLostError(
         f"Actor {actor_index} lost the learner after {unrolls} unrolls "
-        f"({first[0] if first else type(e).__name__}); stopping.") from None
+        f"({first[0] if first else type(e).__name__})") from None
   finally:
     env.close()
   log(f"Actor {actor_index}: sent {unrolls} unrolls of "

@@ -104,6 +104,12 @@ flags.DEFINE_string("learner_address", None, "Cluster mode, actor: the "
                     "learner's HOST:PORT.")
 flags.DEFINE_float("connect_timeout_s", 120.0, "Actor: how long to keep "
                    "trying to reach the learner.")
+flags.DEFINE_float("learner_wait_s", 600.0, "Cluster mode, actor: when the "
+                   "learner goes away (crashed, killed, restarting), wait "
+                   "this long for it to come back at the same address, "
+                   "then reconnect and go on, in the same process (same "
+                   "pid). 0: exit with code 1 at once instead, for a "
+                   "supervisor that restarts actors.", lower_bound=0.0)
 # One flag per hyperparameter of presets.Config; None keeps the preset value.
 _CONFIG_FLAG_HELP = "Preset override (see impala_tf/presets.py)."
 # Config fields that are numbers or None take these words, as strings.
@@ -321,33 +327,121 @@ def _run_learner_role(exp, port: int, num_actors: int):
       max_nonfinite_updates=FLAGS.max_nonfinite_updates)
 
 
+# In an actor that lost its learner and re-executed itself to wait for it
+# (`_wait_for_learner`): when the outage began (seconds since the epoch).
+_OUTAGE_ENV = "IMPALA_TF_LEARNER_LOST_AT"
+
+
 def _run_actor_role(exp, task: int, learner_address: str):
+  """Connects to the learner and acts until its queue closes.
+
+  When the learner goes away the actor waits for it (`_wait_for_learner`)
+  and comes back here in a fresh process image with the same pid:
+  `lost_at` is then when the outage began, and the connection gets what
+  is left of --learner_wait_s.
+  """
   cpu_line = _configure_cpu(exp, "actor")
   tf = tf_startup.import_tensorflow()
   from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
 
+  lost_at = _outage_start()
+  if lost_at is None:
+    timeout_s = FLAGS.connect_timeout_s
+    say = lambda m: _log(f"Actor {task}: {m}")
+  else:
+    # One line per outage: it was said when the learner went away.
+    timeout_s = lost_at + FLAGS.learner_wait_s - time.time()
+    say = lambda m: None
   # Before TF's context exists (the connection below creates it).
   tf.config.threading.set_intra_op_parallelism_threads(FLAGS.actor_threads)
   tf.config.threading.set_inter_op_parallelism_threads(FLAGS.actor_threads)
-  device = server_lib.connect_to_learner(
-      learner_address, timeout_s=FLAGS.connect_timeout_s, quiet_s=15.0,
-      log=lambda m: _log(f"Actor {task}: {m}"))
-  # Everything but the queue and weight ops runs on this process's CPU.
-  with tf.device(server_lib.LOCAL_CPU):
-    network = actor_loop.build_actor_network(exp)
-  channels = channels_lib.attach(
-      exp, weights_runtime.num_elements(network.trainable_variables), device,
-      timeout_s=FLAGS.connect_timeout_s)
+  try:
+    if timeout_s <= 0:
+      raise server_lib.LearnerUnreachableError(
+          "the wait was over before this process could connect")
+    device = server_lib.connect_to_learner(
+        learner_address, timeout_s=timeout_s, quiet_s=15.0, log=say)
+    # Everything but the queue and weight ops runs on this process's CPU.
+    with tf.device(server_lib.LOCAL_CPU):
+      network = actor_loop.build_actor_network(exp)
+    channels = channels_lib.attach(
+        exp, weights_runtime.num_elements(network.trainable_variables),
+        device, timeout_s=max(timeout_s, 5.0))
+  except (server_lib.LearnerUnreachableError,
+          queue_runtime.QueueNotFoundError) as e:
+    if lost_at is None:
+      raise
+    raise server_lib.LearnerLostError(
+        f"Actor {task}: the learner at {learner_address} did not come back "
+        f"within --learner_wait_s={FLAGS.learner_wait_s:g} s ({e}); "
+        "stopping.") from None
+  except (tf.errors.OpError, TypeError) as e:
+    # The learner went away while this actor was connecting (TF's names for
+    # it: `server_lib.is_learner_lost`); during a reconnection, the same
+    # outage goes on.
+    if not server_lib.is_learner_lost(e):
+      raise
+    first = (getattr(e, "message", None) or str(e)).strip().splitlines()
+    _wait_for_learner(
+        task, learner_address,
+        f"Actor {task} lost the learner while connecting "
+        f"({first[0] if first else type(e).__name__})", lost_at)
   levels = sorted({exp.levels[i] for i in exp.level_ids(task)})
-  _log(f"Actor {task}: connected to {learner_address}; stepping "
-       f"{exp.envs_per_actor} environments ({', '.join(levels)}) on "
-       f"{cpu_line}.")
-  with tf.device(server_lib.LOCAL_CPU):
-    actor_loop.run_actor(exp, task, channels, seed=FLAGS.seed, log=_log,
-                         network=network)
+  joined = (f"connected to {learner_address}" if lost_at is None else
+            f"reconnected to {learner_address} after "
+            f"{time.time() - lost_at:.0f} s without it")
+  os.environ.pop(_OUTAGE_ENV, None)  # A later outage is a new one.
+  _log(f"Actor {task}: {joined}; stepping {exp.envs_per_actor} environments "
+       f"({', '.join(levels)}) on {cpu_line}.")
+  try:
+    with tf.device(server_lib.LOCAL_CPU):
+      actor_loop.run_actor(exp, task, channels, seed=FLAGS.seed, log=_log,
+                           network=network)
+  except server_lib.LearnerLostError as e:
+    _wait_for_learner(task, learner_address, str(e), None)
+
+
+def _outage_start():
+  """When this actor's learner went away, if this process image was
+  started to wait for it (`_wait_for_learner`); else None."""
+  raw = os.environ.get(_OUTAGE_ENV)
+  if raw is None:
+    return None
+  try:
+    return float(raw)
+  except ValueError:
+    raise UsageError(f"{_OUTAGE_ENV} (set by an actor for its next process "
+                     f"image) must be a time in seconds, got {raw!r}; unset "
+                     "it.") from None
+
+
+def _wait_for_learner(task: int, learner_address: str, loss: str,
+                      lost_at):
+  """Waits for a learner that went away: re-executes this process (same
+  pid, same command line and environment) to reconnect, or with
+  --learner_wait_s=0 raises `LearnerLostError` (exit code 1).
+
+  Why a new process image: TF's remote eager context cannot be pointed at a
+  restarted server in-process (its ops keep failing on the old
+  connection), and a restart by a supervisor would lose the pid and need
+  one. `loss` is the actor loop's line for a new outage ("" while one goes
+  on); `lost_at` is when an ongoing outage began.
+  """
+  from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+  if FLAGS.learner_wait_s <= 0:
+    raise server_lib.LearnerLostError(f"{loss}; stopping.")
+  if lost_at is None:
+    lost_at = time.time()
+    _log(f"{loss}; waiting up to {FLAGS.learner_wait_s:g} s for it to come "
+         f"back at {learner_address}.")
+  os.environ[_OUTAGE_ENV] = repr(lost_at)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.execv(sys.executable, sys.orig_argv)
 
 
 def _run_local(exp, num_actors: int, argv):

@@ -22,7 +22,7 @@ from impala_tf import networks
 
 # Per-trajectory fields that have no time dimension.
 CORE_STATE_FIELDS = ("core_state_c", "core_state_h")
-SCALAR_FIELDS = ("level_id", "policy_version")
+SCALAR_FIELDS = ("level_id", "policy_version", "actor_id")
 # Time-indexed fields that are not observations (every trajectory has them).
 STEP_FIELDS = ("reward", "done", "prev_action", "behaviour_logits",
                "episode_return", "episode_length")
@@ -73,6 +73,9 @@ def specs(unroll_length: int, num_actions: int,
                                      name="behaviour_logits"),
       level_id=tf.TensorSpec([], tf.int32, name="level_id"),
       policy_version=tf.TensorSpec([], tf.int64, name="policy_version"),
+      # The index of the actor that made it (how the learner counts the
+      # actors it hears from).
+      actor_id=tf.TensorSpec([], tf.int32, name="actor_id"),
       episode_return=tf.TensorSpec([steps], tf.float32,
                                    name="episode_return"),
       episode_length=tf.TensorSpec([steps], tf.int32, name="episode_length"),

@@ -22,6 +22,7 @@ import threading
 from typing import Callable, Optional, Sequence
 
 from impala_tf import run_dir
+from impala_tf.learner_loop import actor_count
 from impala_tf.learner_loop import actors
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import checkpointing
@@ -71,6 +72,7 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
   parts.append(divergence.DivergenceGuard(max_nonfinite_updates))
   parts.append(publishing.WeightPublisher(
       channels.weights, experiment.config.policy_lag))
+  parts.append(actor_count.ActorCount.for_interval(log_interval_s))
   parts.append(progress.ProgressReporter(queue_capacity, log_interval_s,
                                          logdir))
   parts.extend(extra_parts)

@@ -203,7 +203,8 @@ def test_actor_whose_learner_dies_stops_with_one_clear_line(tmp_path,
                    f"--port={port}", "--num_actors=1",
                    "--total_frames=100000000")
   actor = Launch(tmp_path, "--suite=catch", "--job=actor",
-                 f"--learner_address=127.0.0.1:{port}", "--num_actors=1")
+                 f"--learner_address=127.0.0.1:{port}", "--num_actors=1",
+                 "--learner_wait_s=0")  # Exit at once, as before waiting.
   try:
     actor.wait_for(r"Actor 0: connected")
     learner.wait_for(r"^frames [\d,]+ ")  # The actor's unrolls arrive.
