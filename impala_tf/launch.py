@@ -387,7 +387,7 @@ def _run_actor_role(exp, task: int, learner_address: str):
       raise
     first = (getattr(e, "message", None) or str(e)).strip().splitlines()
     _wait_for_learner(
-        task, learner_address,
+        learner_address,
         f"Actor {task} lost the learner while connecting "
         f"({first[0] if first else type(e).__name__})", lost_at)
   levels = sorted({exp.levels[i] for i in exp.level_ids(task)})
@@ -402,7 +402,7 @@ def _run_actor_role(exp, task: int, learner_address: str):
       actor_loop.run_actor(exp, task, channels, seed=FLAGS.seed, log=_log,
                            network=network)
   except server_lib.LearnerLostError as e:
-    _wait_for_learner(task, learner_address, str(e), None)
+    _wait_for_learner(learner_address, str(e), None)
 
 
 def _outage_start():
@@ -419,8 +419,7 @@ def _outage_start():
                      "it.") from None
 
 
-def _wait_for_learner(task: int, learner_address: str, loss: str,
-                      lost_at):
+def _wait_for_learner(learner_address: str, loss: str, lost_at):
   """Waits for a learner that went away: re-executes this process (same
   pid, same command line and environment) to reconnect, or with
   --learner_wait_s=0 raises `LearnerLostError` (exit code 1).
@@ -428,8 +427,8 @@ def _wait_for_learner(task: int, learner_address: str, loss: str,
   Why a new process image: TF's remote eager context cannot be pointed at a
   restarted server in-process (its ops keep failing on the old
   connection), and a restart by a supervisor would lose the pid and need
-  one. `loss` is the actor loop's line for a new outage ("" while one goes
-  on); `lost_at` is when an ongoing outage began.
+  one. `loss` says how the learner was lost (said once, for a new outage);
+  `lost_at` is when an ongoing outage began (None: a new one).
   """
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   if FLAGS.learner_wait_s <= 0:

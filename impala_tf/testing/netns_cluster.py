@@ -226,7 +226,7 @@ class SimulatedCluster:
 
   def _wire(self):
     """Bridges, veth pairs and addresses (module docstring)."""
-    switch = [f"ip link set lo up",
+    switch = ["ip link set lo up",
               "ip link add br0 type bridge", "ip link set br0 up",
               "ip link add br1 type bridge",
               f"ip addr add {OUTSIDE_SUBNET}.{_GATEWAY}/24 dev br1",
@@ -239,7 +239,7 @@ class SimulatedCluster:
                  f"ip link set v{i} master {bridge} up"]
     self._run(self._switch, " && ".join(switch))
     for name, holder in self._holders.items():
-      host = [f"ip link set lo up",
+      host = ["ip link set lo up",
               f"ip addr add {self._addresses[name]}/24 dev eth0",
               "ip link set eth0 up"]
       if name in self.outside:
