@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from impala_tf import plot
 from impala_tf.pbt import population
 from impala_tf.pbt import store
 
@@ -121,6 +122,11 @@ def test_a_catch_population_exploits_and_a_member_joins_by_hand(tmp_path):
   # From the ready step after next on, the episodes are all the copy's.
   later = [e["fitness"] for e in joined[2:]]
   assert later and min(later) > source["fitness"] - 0.15, joined
+  # TensorBoard shows the hyperparameters over time: the flag's rate, then
+  # the copied one.
+  rates = [v for _, v in plot.read_scalars(str(workdir / "member-1"))[
+      "learner/learning_rate"]]
+  assert rates[0] < 1e-6 and rates[-1] > 1e-3
   result = json.loads((workdir / "member-1" / "result.json").read_text())
   assert result["status"] == "completed" and result["mean_return"] > 0.8
   # The population command again: both finished, so it only reports and
