@@ -110,6 +110,26 @@ flags.DEFINE_float("learner_wait_s", 600.0, "Cluster mode, actor: when the "
                    "then reconnect and go on, in the same process (same "
                    "pid). 0: exit with code 1 at once instead, for a "
                    "supervisor that restarts actors.", lower_bound=0.0)
+flags.DEFINE_string("pbt_dir", None, "Population-based training (App. F): "
+                    "this run is member --member of the population in this "
+                    "directory (a local path, NFS or gs://); --logdir "
+                    "defaults to DIR/member-<i>. See impala_tf/pbt.")
+flags.DEFINE_integer("member", None, "With --pbt_dir: this member's index.",
+                     lower_bound=0)
+flags.DEFINE_integer("pbt_burn_in_frames", 20_000_000, "PBT: a member's own "
+                     "frames before it first exploits or explores (App. F: "
+                     "20M).", lower_bound=0)
+flags.DEFINE_integer("pbt_ready_episodes", 5_000, "PBT: new episode returns "
+                     "a member collects between ready steps (App. F: 5,000).",
+                     lower_bound=1)
+flags.DEFINE_float("pbt_exploit_threshold", 5.0, "PBT: copy the member drawn "
+                   "if its fitness is higher by more than this (App. F: 5 "
+                   "points of the capped normalised score, in percent; in "
+                   "return units for a single level).")
+flags.DEFINE_enum("pbt_initial", "table_d1", ["table_d1", "config"], "PBT: a "
+                  "new member draws its learning rate, entropy cost and "
+                  "RMSProp epsilon from Table D.1's ranges (table_d1), or "
+                  "starts from the preset and flags (config).")
 # One flag per hyperparameter of presets.Config; None keeps the preset value.
 _CONFIG_FLAG_HELP = "Preset override (see impala_tf/presets.py)."
 # Config fields that are numbers or None take these words, as strings.
@@ -296,6 +316,22 @@ def _configure_cpu(exp, role: str) -> str:
           f"({choice.source}), {actors} in actors")
 
 
+def _extra_parts(exp) -> list:
+  """The learner-loop parts this run adds to the standard ones: a
+  population member's with --pbt_dir."""
+  if not FLAGS.pbt_dir:
+    return []
+  from impala_tf.pbt import member as member_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.pbt import rules  # pylint: disable=g-import-not-at-top
+  del exp
+  return [member_lib.PopulationMember(
+      FLAGS.pbt_dir, FLAGS.member, FLAGS.logdir,
+      rules.Rules(burn_in_frames=FLAGS.pbt_burn_in_frames,
+                  ready_episodes=FLAGS.pbt_ready_episodes,
+                  exploit_threshold=FLAGS.pbt_exploit_threshold),
+      seed=FLAGS.seed, initial=FLAGS.pbt_initial)]
+
+
 def _run_learner_role(exp, port: int, num_actors: int):
   cpu_line = _configure_cpu(exp, "learner")
   from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
@@ -324,7 +360,8 @@ def _run_learner_role(exp, port: int, num_actors: int):
       exp, learner, channels, queue_capacity=capacity,
       logdir=FLAGS.logdir, log_interval_s=FLAGS.log_interval_s,
       checkpoint_interval_s=FLAGS.checkpoint_interval_s, stop=stop, log=_log,
-      max_nonfinite_updates=FLAGS.max_nonfinite_updates)
+      max_nonfinite_updates=FLAGS.max_nonfinite_updates,
+      extra_parts=_extra_parts(exp))
 
 
 # In an actor that lost its learner and re-executed itself to wait for it
@@ -523,6 +560,7 @@ def main(argv):
   tf_startup.set_log_level(FLAGS.tf_log_level)
   exp = _build_experiment()
   num_actors = _num_actors()
+  _check_pbt_flags()
   if FLAGS.job is not None:
     role = (FLAGS.job, FLAGS.task, FLAGS.learner_address)
   else:
@@ -571,11 +609,28 @@ def main(argv):
         exp, num_actors, queue_capacity=capacity, logdir=FLAGS.logdir,
         seed=FLAGS.seed, log_interval_s=FLAGS.log_interval_s,
         checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log,
-        stop=stop, max_nonfinite_updates=FLAGS.max_nonfinite_updates)
+        stop=stop, max_nonfinite_updates=FLAGS.max_nonfinite_updates,
+        extra_parts=_extra_parts(exp))
     return 0
   finally:
     if lock is not None:
       lock.release()
+
+
+def _check_pbt_flags():
+  """--pbt_dir and --member come together; the member's run directory
+  defaults to DIR/member-<i>."""
+  if FLAGS.pbt_dir is None:
+    if FLAGS.member is not None:
+      raise UsageError("--member needs --pbt_dir (the population's "
+                       "directory).")
+    return
+  if FLAGS.member is None:
+    raise UsageError("--pbt_dir needs --member=<index> (this run's place in "
+                     "the population).")
+  if FLAGS.logdir is None:
+    from impala_tf.pbt import store  # pylint: disable=g-import-not-at-top
+    FLAGS.logdir = store.member_logdir(FLAGS.pbt_dir, FLAGS.member)
 
 
 def _learner_port(address: str) -> int:

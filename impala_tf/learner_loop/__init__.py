@@ -65,7 +65,9 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
   if logdir:
     parts.append(recording.RunRecord(logdir))
     parts.append(checkpointing.Checkpointer(
-        os.path.join(logdir, run_dir.CHECKPOINT_DIR), checkpoint_interval_s))
+        os.path.join(logdir, run_dir.CHECKPOINT_DIR), checkpoint_interval_s,
+        keep_hyperparameters=any(p.owns_hyperparameters
+                                 for p in extra_parts)))
     parts.append(exporting.PolicyExporter(
         os.path.join(logdir, run_dir.SAVED_MODEL_DIR)))
     parts.append(actors.ActorHealth(logdir))

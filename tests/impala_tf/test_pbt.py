@@ -139,3 +139,18 @@ def test_a_catch_population_exploits_and_a_member_joins_by_hand(tmp_path):
   out = _launch(["-m", "impala_tf.plot", f"--pbt={workdir}",
                  f"--output={tmp_path / 'again.png'}"], timeout=300)
   assert (tmp_path / "again.png").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--pbt_dir=DIR"], "--pbt_dir needs --member=<index>"),
+    (["--member=1"], "--member needs --pbt_dir"),
+])
+def test_launch_refuses_half_a_membership(tmp_path, flags, message):
+  result = subprocess.run(
+      [sys.executable, "-m", "impala_tf.launch", "--suite=catch",
+       f"--logdir={tmp_path}", *[f.replace("DIR", str(tmp_path))
+                                  for f in flags]],
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2
+  assert message in result.stderr
+  assert not list(tmp_path.iterdir())  # Nothing was started or written.
