@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,6 +184,65 @@ def test_simulated_hosts_reach_their_own_network_only(make_cluster):
   for server in servers:
     server.stdin.close()
     assert server.wait(timeout=10) == 0
+
+
+_UNPRIVILEGED_CHECK = """
+import importlib.util, subprocess, sys
+spec = importlib.util.spec_from_file_location("netns_cluster", sys.argv[1])
+nc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(nc)
+port = int(sys.argv[3])
+try:
+  cluster = nc.SimulatedCluster(sys.argv[2], ["a", "b"], ["x"]).start()
+except nc.NetnsUnavailableError as e:
+  print("unavailable", e)
+  sys.exit(0)
+try:
+  server = cluster.popen("a", [sys.executable, "-c", (
+      "import socket, sys; s = socket.socket(); "
+      f"s.bind(('0.0.0.0', {port})); s.listen(); print('up', flush=True); "
+      "sys.stdin.read()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+  server.stdout.readline()
+  print("user namespace", cluster._user_ns is not None,
+        "b reaches a", cluster.tcp_reachable("b", cluster.address("a"), port),
+        "x reaches a", cluster.tcp_reachable("x", cluster.address("a"), port))
+finally:
+  cluster.close()
+"""
+
+
+def test_the_simulated_cluster_needs_no_privilege(tmp_path):
+  # As an ordinary user (nobody), with a Python that user may run. The
+  # module needs only the standard library.
+  python = "/usr/bin/python3"
+  if os.geteuid() != 0 or not shutil.which("setpriv") or not os.access(
+      python, os.X_OK):
+    pytest.skip("needs root, setpriv and /usr/bin/python3 to run a check "
+                "as an ordinary user")
+  result = subprocess.run(
+      ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+       python, "-c", _UNPRIVILEGED_CHECK, netns_cluster.__file__,
+       str(tmp_path), str(netns_cluster.free_port())],
+      cwd=tmp_path, capture_output=True, text=True, timeout=60,
+      env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+  assert result.returncode == 0, result.stderr
+  if result.stdout.startswith("unavailable"):
+    pytest.skip(f"unprivileged user namespaces are not allowed here: "
+                f"{result.stdout.strip()}")
+  assert result.stdout.split() == [
+      "user", "namespace", "True", "b", "reaches", "a", "True", "x",
+      "reaches", "a", "False"], result.stdout
+
+
+def test_a_machine_without_the_tools_is_a_clear_reason(monkeypatch,
+                                                       tmp_path):
+  monkeypatch.setattr(netns_cluster.shutil, "which", lambda name: None)
+  monkeypatch.setattr(netns_cluster.os, "access", lambda path, mode: False)
+  cluster = netns_cluster.SimulatedCluster(tmp_path, ["a"])
+  with pytest.raises(netns_cluster.NetnsUnavailableError,
+                     match=r"needs the 'unshare' command \(util-linux\), "
+                     "which is not installed"):
+    cluster.start()
 
 
 def test_an_actor_whose_learner_stays_away_stops_after_learner_wait_s(
