@@ -131,7 +131,12 @@ class RunLock:
       if holder is None:
         continue  # Released in between: try again.
       same_host = holder.get("host") == record["host"]
-      if force or (same_host and not _pid_alive(int(holder.get("pid", 0)))):
+      pid = int(holder.get("pid", 0))
+      # A lock naming this very process with a token it never had was left
+      # by a predecessor with the same pid: pid 1 of a restarted container
+      # on the same host name.
+      ended = not _pid_alive(pid) or pid == os.getpid()
+      if force or (same_host and ended):
         log(f"Taking over the lock of {self.logdir}: it was held by "
             f"{_describe(holder)}, "
             + ("--force_unlock given." if force else "which has ended."))

@@ -61,6 +61,18 @@ def test_a_dead_holder_on_this_host_is_taken_over_with_a_note(tmp_path):
   lock.release()
 
 
+def test_a_lock_left_by_a_predecessor_with_our_pid_is_taken_over(tmp_path):
+  # A restarted container: pid 1 again, same host name, the old lock's
+  # token not ours.
+  (tmp_path / "LOCK").write_text(json.dumps(
+      {"host": socket.gethostname(), "pid": os.getpid(), "start_time": 0,
+       "token": "predecessor"}))
+  notes = []
+  lock = run_lock.RunLock(str(tmp_path)).acquire(log=notes.append)
+  assert lock.owned and "which has ended" in notes[0]
+  lock.release()
+
+
 def test_another_hosts_lock_needs_force(tmp_path):
   (tmp_path / "LOCK").write_text(json.dumps(
       {"host": "elsewhere", "pid": 1, "start_time": 0, "token": "x"}))
