@@ -94,14 +94,18 @@ class Checkpointer(base.LoopPart):
 
   def start(self, loop):
     learner = loop.learner
+    state = dict(network=learner.network, optimizer=learner.optimizer,
+                 num_updates=learner.num_updates,
+                 num_frames=learner.num_frames)
     self._checkpoint = tf.train.Checkpoint(
-        network=learner.network, optimizer=learner.optimizer,
-        num_updates=learner.num_updates, num_frames=learner.num_frames,
-        hyperparameters=learner.hyperparameters)
-    self.restored = restore_newest(self._checkpoint, self.directory,
-                                   log=loop.log)
-    if self.restored and not self.keep_hyperparameters:
-      learner.hyperparameters.reset(learner.config)
+        **state, hyperparameters=learner.hyperparameters)
+    # Restored without the hyperparameters, which checkpoints written
+    # before they were saved do not hold; they come back on their own below.
+    self.restored = restore_newest(tf.train.Checkpoint(**state),
+                                   self.directory, log=loop.log)
+    if self.restored and self.keep_hyperparameters:
+      tf.train.Checkpoint(hyperparameters=learner.hyperparameters).restore(
+          self.restored).expect_partial()
     if self.restored:
       loop.log(f"Restored {self.restored} at {loop.num_frames:,} frames, "
                f"{loop.num_updates:,} updates.")
@@ -110,6 +114,12 @@ class Checkpointer(base.LoopPart):
     self._manager = tf.train.CheckpointManager(
         self._checkpoint, self.directory, max_to_keep=self.max_to_keep)
     self._last_save = loop.start_time
+
+  def mark_changed(self) -> None:
+    """The state changed without an update (a population member copied
+    weights or changed its hyperparameters): the next save must write,
+    even at an update count already saved."""
+    self._saved_number = None
 
   def latest(self) -> Optional[str]:
     """The newest checkpoint saved or restored (None before any)."""

@@ -4,8 +4,12 @@ As in the paper's figures, the best member's curve is traced back through
 the members it copied: from its last copy onward it is its own curve;
 before that, the curve of the member it copied, up to the frames at which
 that member's copied checkpoint was written; and so on back to a member
-that copied no one. The x-axis is each curve's own frames.
+that copied no one. Each piece is drawn after the frames of the pieces
+before it, so the traced curve's x-axis counts the frames of experience
+behind the weights; the members' own curves use their own frames.
 """
+
+import io
 
 import math
 import os
@@ -37,11 +41,16 @@ def member_curves(pbt_dir: str) -> dict[int, tuple[str, list]]:
 def trace(events: list[dict], member: int,
           end_frames: float = math.inf) -> list[tuple[int, float, float]]:
   """[(member, from_frames, to_frames), ...], oldest first: whose curve
-  the weights of `member` at `end_frames` come from, piece by piece."""
+  the weights of `member` at `end_frames` come from, piece by piece.
+
+  A member writes the checkpoint others copy before it copies anyone at
+  the same ready step, so a copy made at exactly `end_frames` came after
+  the weights traced: only earlier copies count.
+  """
   segments = []
   for _ in range(len(events) + 1):  # Each step goes back one copy.
     copies = [e for e in events if e["member"] == member and e["copied"]
-              and e["frames"] <= end_frames]
+              and e["frames"] < end_frames]
     if not copies:
       segments.append((member, 0, end_frames))
       break
@@ -79,10 +88,13 @@ def plot(pbt_dir: str, output: Optional[str] = None) -> str:
     frames, values = zip(*points)
     top.plot([f / 1e6 for f in frames], values, alpha=0.35, linewidth=1,
              label=f"member {member}")
-  traced = []
+  traced, offset = [], 0
   for member, start, end in trace(events, best):
     points = curves.get(member, ("", []))[1]
-    traced.extend(p for p in points if start <= p[0] <= end)
+    piece = [p for p in points if start <= p[0] <= end]
+    traced.extend((offset + f - start, v) for f, v in piece)
+    if math.isfinite(end):
+      offset += end - start
   if traced:
     frames, values = zip(*traced)
     top.plot([f / 1e6 for f in frames], values, color="black", linewidth=2,
@@ -107,6 +119,11 @@ def plot(pbt_dir: str, output: Optional[str] = None) -> str:
   bottom.set_xlabel("environment frames (millions)")
   bottom.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(output, dpi=100)
+  # Through tf.io.gfile: the population's directory may be gs://.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format="png", dpi=100)
   plt.close(fig)
+  with tf.io.gfile.GFile(output, "wb") as f:
+    f.write(buffer.getvalue())
   return output

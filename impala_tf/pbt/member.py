@@ -109,9 +109,18 @@ class PopulationMember(base.LoopPart):
         "fitness": previous.get("fitness", math.nan),
         "fitness_frames": previous.get("fitness_frames"),
         "checkpoint": previous.get("checkpoint"),
+        "checkpoint_hyperparameters": previous.get(
+            "checkpoint_hyperparameters"),
     }
-    self._write_state(loop, "running")
     self._reset_returns(loop)
+    if resumed:
+      # The returns collected since the last ready step, saved when this
+      # member stopped (members taking turns stop often).
+      for level, values in (previous.get("pending_returns") or {}).items():
+        if int(level) in self._returns:
+          self._returns[int(level)].extend(float(v) for v in values)
+      self._new_episodes = sum(len(v) for v in self._returns.values())
+    self._write_state(loop, "running")
 
   def hyperparameters(self, loop) -> dict[str, float]:
     values = loop.learner.hyperparameters.values()
@@ -124,7 +133,9 @@ class PopulationMember(base.LoopPart):
   def _write_state(self, loop, status: str):
     self._state.update(status=status, frames=loop.num_frames,
                        updates=loop.num_updates, time=time.time(),
-                       hyperparameters=self.hyperparameters(loop))
+                       hyperparameters=self.hyperparameters(loop),
+                       pending_returns={str(level): values for level, values
+                                        in self._returns.items() if values})
     store.write_member_state(self.pbt_dir, self.member, self._state)
 
   def after_update(self, loop, update):
@@ -147,13 +158,17 @@ class PopulationMember(base.LoopPart):
     if math.isnan(fitness):
       return None
     frames = loop.num_frames
-    self._state.update(fitness=fitness, fitness_frames=frames,
-                       checkpoint=self._write_copy(loop))
-    self._write_state(loop, "running")
     before = self.hyperparameters(loop)
+    # The weights others may copy and the hyperparameters they were
+    # trained with, written together.
+    self._state.update(fitness=fitness, fitness_frames=frames,
+                       checkpoint=self._write_copy(loop),
+                       checkpoint_hyperparameters=before)
+    self._write_state(loop, "running")
     states = store.read_members(self.pbt_dir)
     candidates = [m for m, s in states.items()
-                  if s.get("checkpoint") and s.get("fitness") is not None
+                  if s.get("checkpoint") and s.get("checkpoint_hyperparameters")
+                  and s.get("fitness") is not None
                   and math.isfinite(s["fitness"])]
     opponent = rules_lib.pick_opponent(self.member, candidates, self._rng)
     event = {"member": self.member, "frames": frames,
@@ -169,8 +184,10 @@ class PopulationMember(base.LoopPart):
                                self.rules.exploit_threshold):
         copied = self._copy(loop, opponent, other)
         if copied:
-          start_values = {name: float(other["hyperparameters"][name])
-                          for name in self._tuned}
+          # Names the other member does not tune (another config) keep
+          # this member's values.
+          start_values = {name: float(other["checkpoint_hyperparameters"].get(
+              name, before[name])) for name in self._tuned}
           event.update(copied=True, source=opponent,
                        source_frames=other.get("fitness_frames"),
                        source_checkpoint=other["checkpoint"])
@@ -179,7 +196,11 @@ class PopulationMember(base.LoopPart):
     event["hyperparameters_after"] = after
     store.write_event(self.pbt_dir, event)
     self.events.append(event)
+    self._reset_returns(loop)
     self._write_state(loop, "running")
+    checkpointer = loop.part(checkpointing.Checkpointer)
+    if checkpointer is not None:
+      checkpointer.mark_changed()  # A stop now saves the copy or new values.
     if event["copied"]:
       publisher = loop.part(publishing.WeightPublisher)
       if publisher is not None:
@@ -189,17 +210,18 @@ class PopulationMember(base.LoopPart):
     action = (f"copied member {opponent} (its {event['source_frames']:,} "
               "frames)" if event["copied"] else "kept its weights")
     loop.log(f"PBT member {self.member} ready at {frames:,} frames: fitness "
-             f"{fitness:.3g} over {self._new_episodes:,} episodes{versus}; "
+             f"{fitness:.3g} over {event['episodes']:,} episodes{versus}; "
              f"{action}; hyperparameters now {_format(after)}.")
-    self._reset_returns(loop)
     return event
 
   def _write_copy(self, loop) -> str:
     """A checkpoint of the network and optimiser for others to copy."""
     directory = os.path.join(self.logdir, store.COPY_DIR)
+    # Numbered by time, not by update: a member resumed from an older
+    # checkpoint must not write a copy that sorts below the ones it keeps.
     path = tf.train.Checkpoint(
         network=loop.learner.network, optimizer=loop.learner.optimizer
-    ).write(os.path.join(directory, f"copy-{loop.num_updates}"))
+    ).write(os.path.join(directory, f"copy-{time.time_ns()}"))
     kept = sorted({p[:-len(".index")] for p in tf.io.gfile.glob(
         os.path.join(directory, "copy-*.index"))},
                   key=lambda p: int(p.rsplit("-", 1)[1]))
@@ -210,14 +232,21 @@ class PopulationMember(base.LoopPart):
 
   def _copy(self, loop, opponent: int, state: dict) -> bool:
     """Restores member `opponent`'s copy checkpoint into this learner;
-    False (with a line) when it cannot be read."""
+    False (with a line, and this learner unchanged) when it cannot be
+    read."""
+    variables = (list(loop.learner.network.variables) +
+                 list(loop.learner.optimizer.variables))
+    saved = [v.numpy() for v in variables]
     try:
       tf.train.Checkpoint(
           network=loop.learner.network, optimizer=loop.learner.optimizer
       ).read(state["checkpoint"]).assert_existing_objects_matched()
     except (tf.errors.OpError, AssertionError, ValueError) as e:
       # Gone (the member wrote two newer ones since), or a member with
-      # another network: no copy this time.
+      # another network: no copy this time. A read that failed half way
+      # may have assigned some variables: put them back.
+      for variable, value in zip(variables, saved):
+        variable.assign(value)
       first = (str(e).strip().splitlines() or [type(e).__name__])[0]
       loop.log(f"PBT member {self.member}: could not copy member "
                f"{opponent}'s checkpoint {state['checkpoint']} ({first}); "

@@ -66,43 +66,61 @@ def run_members(commands: dict[int, list[str]], pbt_dir: str,
     log(f"{finished} of {len(commands)} members already finished.")
   running: dict[int, list] = {}  # member → [process, started, stopping]
   local = "://" not in pbt_dir
-  while waiting or running:
-    while waiting and len(running) < concurrent:
-      member = waiting.popleft()
-      out = None
-      if local:
-        directory = store.member_logdir(pbt_dir, member)
-        os.makedirs(directory, exist_ok=True)
-        out = open(os.path.join(directory, "output.log"), "ab")
-      process = subprocess.Popen(commands[member], stdout=out,
-                                 stderr=subprocess.STDOUT if out else None)
-      if out:
-        out.close()
-      running[member] = [process, time.time(), False]
-      log(f"member {member}: started (pid {process.pid}).")
-    time.sleep(poll_s)
-    now = time.time()
-    for member, entry in list(running.items()):
-      process, started, stopping = entry
-      code = process.poll()
-      if code is None:
-        if waiting and not stopping and now - started >= turn_s:
-          log(f"member {member}: turn over after {now - started:.0f} s; "
-              "stopping it for a waiting member.")
-          process.send_signal(signal.SIGTERM)
-          entry[2] = True
-        continue
-      del running[member]
-      final[member] = status(pbt_dir, member)
-      if final[member] in FINISHED:
-        log(f"member {member}: {final[member]} (exit {code}).")
-      elif stopping and final[member] == "stopped":
-        waiting.append(member)
-      else:
-        log(f"member {member}: exited with code {code} and status "
-            f"{final[member]}; not restarted (see its output.log).")
-        final[member] = final[member] or "failed"
+  try:
+    while waiting or running:
+      while waiting and len(running) < concurrent:
+        member = waiting.popleft()
+        out = None
+        if local:
+          directory = store.member_logdir(pbt_dir, member)
+          os.makedirs(directory, exist_ok=True)
+          out = open(os.path.join(directory, "output.log"), "ab")
+        process = subprocess.Popen(commands[member], stdout=out,
+                                   stderr=subprocess.STDOUT if out else None)
+        if out:
+          out.close()
+        running[member] = [process, time.time(), False]
+        log(f"member {member}: started (pid {process.pid}).")
+      time.sleep(poll_s)
+      _end_turns(running, len(waiting), turn_s, log)
+      for member, (process, _, stopping) in list(running.items()):
+        code = process.poll()
+        if code is None:
+          continue
+        del running[member]
+        final[member] = status(pbt_dir, member)
+        if final[member] in FINISHED:
+          log(f"member {member}: {final[member]} (exit {code}).")
+        elif stopping and final[member] == "stopped":
+          waiting.append(member)
+        else:
+          log(f"member {member}: exited with code {code} and status "
+              f"{final[member]}; not restarted (see its output.log).")
+          final[member] = final[member] or "failed"
+  finally:
+    # Interrupted (Ctrl-C, SIGTERM): the running members stop and save.
+    for process, _, _ in running.values():
+      if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    for process, _, _ in running.values():
+      process.wait()
   return final
+
+
+def _end_turns(running: dict, waiting: int, turn_s: float, log) -> None:
+  """Stops, longest-running first, as many members past their turn as
+  there are waiting members not yet given a place by a stop under way."""
+  now = time.time()
+  places = waiting - sum(1 for _, _, stopping in running.values()
+                         if stopping)
+  due = sorted((entry[1], member) for member, entry in running.items()
+               if not entry[2] and now - entry[1] >= turn_s)
+  for _, member in due[:max(0, places)]:
+    entry = running[member]
+    log(f"member {member}: turn over after {now - entry[1]:.0f} s; "
+        "stopping it for a waiting member.")
+    entry[0].send_signal(signal.SIGTERM)
+    entry[2] = True
 
 
 def summary(pbt_dir: str, members: Sequence[int]) -> tuple[list[str], Optional[int]]:
@@ -123,6 +141,12 @@ def summary(pbt_dir: str, members: Sequence[int]) -> tuple[list[str], Optional[i
     if math.isfinite(value) and value > best_value:
       best, best_value = member, value
   return lines, best
+
+
+def _interrupt(signum, frame):
+  """SIGTERM ends this command like Ctrl-C: its members stop and save."""
+  del signum, frame
+  raise KeyboardInterrupt
 
 
 def _define_flags():
@@ -156,6 +180,7 @@ def main(argv):
   print(f"Population of {FLAGS.population} in {FLAGS.workdir}, {concurrent} "
         "at a time" + (f", turns of {FLAGS.turn_s:g} s" if concurrent <
                        FLAGS.population else "") + ".", flush=True)
+  signal.signal(signal.SIGTERM, _interrupt)
   final = run_members(commands, FLAGS.workdir, concurrent, FLAGS.turn_s,
                       log=lambda line: print(line, flush=True))
   lines, best = summary(FLAGS.workdir, sorted(commands))

@@ -4,7 +4,8 @@
   learning rate and entropy cost log-uniform on [5e-6, 5e-3] and
   [5e-5, 1e-2], RMSProp ε one of {1e-1, 1e-3, 1e-5, 1e-7}. Atari's
   population also tunes the gradient-clip threshold (Table G.1); Table D.1
-  gives no range for it, so it starts at the config's value [ours].
+  gives no range for it, so it is drawn log-uniform on [10, 160], a factor
+  of 4 either side of Table G.1's 40 [ours].
 * Ready: after `burn_in_frames` of the member's own frames (20M) and
   `ready_episodes` new episode returns (5,000) since it was last ready.
 * Exploit: against one other member drawn uniformly at random; copy its
@@ -30,6 +31,7 @@ INITIAL_DISTRIBUTIONS = {
     "learning_rate": ("log_uniform", (5e-6, 5e-3)),       # [paper Table D.1]
     "entropy_cost": ("log_uniform", (5e-5, 1e-2)),        # [paper Table D.1]
     "rmsprop_epsilon": ("categorical", (1e-1, 1e-3, 1e-5, 1e-7)),  # [paper Table D.1]
+    "max_grad_norm": ("log_uniform", (10.0, 160.0)),      # [ours] 40 ×/÷ 4.
 }
 # How a population starts: every member drawn from Table D.1, or every
 # member at the config's values (its flags).
@@ -83,6 +85,8 @@ def initial_hyperparameters(config, rng: np.random.Generator,
   if mode == "config":
     return values
   for name, (kind, args) in INITIAL_DISTRIBUTIONS.items():
+    if name not in values:
+      continue  # Not tuned (a config that does not clip).
     if kind == "log_uniform":
       low, high = args
       values[name] = float(math.exp(rng.uniform(math.log(low),

@@ -3,7 +3,7 @@
   DIR/population.json                 what `python -m impala_tf.pbt` started
   DIR/member-<i>/                     member i's run directory (default)
   DIR/pbt/members/member-<i>.json     member i's latest state (below)
-  DIR/pbt/lineage/member-<i>-<frames>.json
+  DIR/pbt/lineage/member-<i>-<frames>-<time>.json
                                       one file per ready event of member i
 
 A member's state: its frames and fitness when it was last ready, its
@@ -16,6 +16,7 @@ or a `gs://` bucket all work; nothing is ever appended to.
 
 import os
 import re
+import time
 from typing import Optional
 
 from impala_tf import run_dir
@@ -66,8 +67,10 @@ def write_event(pbt_dir: str, event: dict) -> str:
   """Records one ready event of `event["member"]` at `event["frames"]`."""
   directory = os.path.join(pbt_dir, LINEAGE_DIR)
   run_dir.make_dirs(directory)
+  # The time too: a member resumed from an older checkpoint reaches the
+  # same frame counts again, and its earlier events stay.
   path = os.path.join(directory, f"member-{event['member']}-"
-                      f"{int(event['frames']):015d}.json")
+                      f"{int(event['frames']):015d}-{time.time_ns()}.json")
   run_dir.write_json(path, event)
   return path
 
@@ -77,7 +80,7 @@ def read_events(pbt_dir: str) -> list[dict]:
   events = [run_dir.read_json(p) for p in
             _glob(os.path.join(pbt_dir, LINEAGE_DIR, "member-*.json"))]
   return sorted((e for e in events if e is not None),
-                key=lambda e: (e["member"], e["frames"]))
+                key=lambda e: (e["member"], e["frames"], e.get("time", 0)))
 
 
 def write_population(pbt_dir: str, description: dict) -> None:

@@ -67,6 +67,24 @@ def test_members_take_turns_when_fewer_run_at_once(tmp_path):
   assert again == ["3 of 3 members already finished."]
 
 
+def test_only_as_many_members_stop_as_are_waiting(tmp_path):
+  script = tmp_path / "member.py"
+  script.write_text(_STAND_IN)
+  pbt_dir = str(tmp_path / "population")
+  commands = {m: [sys.executable, str(script),
+                  store.member_logdir(pbt_dir, m), "15"] for m in range(3)}
+  lines = []
+  final = population.run_members(commands, pbt_dir, concurrent=2, turn_s=0.8,
+                                 log=lines.append, poll_s=0.2)
+  assert set(final.values()) == {"completed"}
+  # Two run, one waits: each turn change stops one member, never both.
+  stops = [i for i, line in enumerate(lines) if "turn over" in line]
+  starts = [i for i, line in enumerate(lines) if "started" in line]
+  for stop in stops:
+    following = [i for i in stops + starts if i > stop]
+    assert following and min(following) in starts, lines
+
+
 def test_a_crashed_member_is_reported_and_not_restarted(tmp_path):
   pbt_dir = str(tmp_path)
   commands = {0: [sys.executable, "-c", "import sys; sys.exit(3)"]}
@@ -94,51 +112,60 @@ def _launch(args, timeout=600):
 
 
 @pytest.mark.slow
-def test_a_catch_population_exploits_and_a_member_joins_by_hand(tmp_path):
+def test_a_catch_population_copies_a_member_that_joined_by_hand(tmp_path):
   workdir = tmp_path / "population"
   common = ["--suite=catch", "--run_mode=threads", "--num_actors=2",
             "--pbt_initial=config", "--pbt_ready_episodes=300",
             "--log_interval_s=2"]
-  # Member 0, started by the population command, learns Catch.
-  out = _launch(["-m", "impala_tf.pbt", "--population=1",
-                 f"--workdir={workdir}", "--total_frames=40000",
-                 "--pbt_burn_in_frames=10000", *common])
-  assert "member 0: completed" in out
-  source = store.read_member_state(str(workdir), 0)
-  assert source["fitness"] > 0.8
-  # Member 1 joins from another process with a rate that cannot learn in
-  # this budget; it sees member 0, copies it, and acts as well from then on.
-  out = _launch(["-m", "impala_tf.launch", f"--pbt_dir={workdir}",
-                 "--member=1", "--seed=1", "--learning_rate=1e-7",
+  # Member 2 joins by hand, as from another host, and learns Catch.
+  _launch(["-m", "impala_tf.launch", f"--pbt_dir={workdir}", "--member=2",
+           "--total_frames=48000", "--pbt_burn_in_frames=10000",
+           *common])
+  joined = store.read_member_state(str(workdir), 2)
+  assert joined["fitness"] > 0.5  # Random play: about -0.6.
+  # A population of 2 started by the command, with a rate that cannot
+  # learn in this budget: at its first ready step each member sees only
+  # member 2 (the other has no fitness yet, or is as bad), copies it, and
+  # acts as well from then on.
+  out = _launch(["-m", "impala_tf.pbt", "--population=2", "--concurrent=2",
+                 f"--workdir={workdir}", "--learning_rate=1e-7",
                  "--total_frames=16000", "--pbt_burn_in_frames=4000",
                  "--pbt_exploit_threshold=0.5", *common])
+  assert "member 0: completed" in out and "member 1: completed" in out
   events = store.read_events(str(workdir))
-  joined = [e for e in events if e["member"] == 1]
-  assert joined[0]["opponent"] == 0 and joined[0]["copied"]
-  assert joined[0]["fitness"] < 0.0  # Random play before the copy.
-  assert joined[0]["source_frames"] == source["fitness_frames"]
-  # The copy's hyperparameters, explored once, replaced the flag's 1e-7.
-  assert joined[0]["hyperparameters_after"]["learning_rate"] > 5e-3
-  # From the ready step after next on, the episodes are all the copy's.
-  later = [e["fitness"] for e in joined[2:]]
-  assert later and min(later) > source["fitness"] - 0.15, joined
-  # TensorBoard shows the hyperparameters over time: the flag's rate, then
-  # the copied one.
-  rates = [v for _, v in plot.read_scalars(str(workdir / "member-1"))[
-      "learner/learning_rate"]]
-  assert rates[0] < 1e-6 and rates[-1] > 1e-3
-  result = json.loads((workdir / "member-1" / "result.json").read_text())
-  assert result["status"] == "completed" and result["mean_return"] > 0.8
-  # The population command again: both finished, so it only reports and
+  for member in (0, 1):
+    mine = [e for e in events if e["member"] == member]
+    first = mine[0]
+    assert first["copied"] and first["fitness"] < 0.0, first
+    assert first["opponent_fitness"] > 0.5
+    if first["source"] == 2:
+      assert first["source_frames"] == joined["fitness_frames"]
+    # The copy's hyperparameters, explored once, replaced the flag's 1e-7.
+    assert first["hyperparameters_after"]["learning_rate"] > 5e-3
+    # From the ready step after next on, the episodes are all the copy's.
+    later = [e["fitness"] for e in mine[2:]]
+    assert later and min(later) > joined["fitness"] - 0.15, mine
+    result = json.loads((workdir / f"member-{member}" /
+                         "result.json").read_text())
+    assert result["status"] == "completed" and result["mean_return"] > 0.5
+    # TensorBoard shows the hyperparameters over time: the flag's rate,
+    # then the copied one.
+    scalars = plot.read_scalars(str(workdir / f"member-{member}"))
+    rates = [v for _, v in scalars["learner/learning_rate"]]
+    assert rates[0] < 1e-6 and max(rates) > 5e-3
+    for name in ("entropy_cost", "rmsprop_epsilon", "max_grad_norm"):
+      assert f"learner/{name}" in scalars
+  assert any(e["source"] == 2 for e in events if e["copied"])
+  # The command again, over all three: finished, so it only reports and
   # draws the lineage.
-  out = _launch(["-m", "impala_tf.pbt", "--population=2",
+  out = _launch(["-m", "impala_tf.pbt", "--population=3",
                  f"--workdir={workdir}", *common], timeout=300)
-  assert "2 of 2 members already finished." in out
+  assert "3 of 3 members already finished." in out
   assert "Best member:" in out
   assert (workdir / "lineage.png").stat().st_size > 10_000
-  out = _launch(["-m", "impala_tf.plot", f"--pbt={workdir}",
-                 f"--output={tmp_path / 'again.png'}"], timeout=300)
-  assert (tmp_path / "again.png").exists()
+  _launch(["-m", "impala_tf.plot", f"--pbt={workdir}",
+           f"--output={tmp_path / 'again.png'}"], timeout=300)
+  assert (tmp_path / "again.png").stat().st_size > 10_000
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -84,7 +84,11 @@ def test_a_member_copies_only_a_member_better_by_more_than_the_threshold(
   assert event["fitness"] == 0.5
   assert event["opponent_fitness"] == pytest.approx(0.5 + gap)
   after = loop.learner.hyperparameters.values()
-  start = (source_state["hyperparameters"] if copies else
+  # A copy takes the hyperparameters the copied weights were trained with,
+  # not the ones the source moved on to when it explored.
+  assert source_state["checkpoint_hyperparameters"]["learning_rate"] == (
+      pytest.approx(3e-3))
+  start = (source_state["checkpoint_hyperparameters"] if copies else
            event["hyperparameters_before"])
   for name, value in event["hyperparameters_after"].items():
     ratio = value / start[name]
@@ -96,7 +100,7 @@ def test_a_member_copies_only_a_member_better_by_more_than_the_threshold(
     else:
       np.testing.assert_array_equal(mine.numpy(), before)
   # The event is on disk, and the member's state says where its copy is.
-  path = tmp_path / "pbt" / "lineage" / "member-1-000000000000000.json"
+  [path] = (tmp_path / "pbt" / "lineage").glob("member-1-*.json")
   assert json.loads(path.read_text())["copied"] is copies
   state = store.read_member_state(str(tmp_path), 1)
   assert state["hyperparameters"] == pytest.approx(after)
@@ -107,46 +111,51 @@ def test_a_member_copies_only_a_member_better_by_more_than_the_threshold(
 
 def test_the_next_update_reads_the_new_hyperparameters(tmp_path):
   part, loop = _member(tmp_path, 0, threshold=5.0)
-  learner = loop.learner
-  learner.hyperparameters.assign({"learning_rate": 2e-3,
-                                  "entropy_cost": 0.03,
-                                  "rmsprop_epsilon": 0.5,
-                                  "max_grad_norm": 7.0})
-  spec = loop.experiment.trajectory_specs()
+  exp, learner = loop.experiment, loop.learner
+  spec = exp.trajectory_specs()
   rng = np.random.default_rng(0)
   batch = {}
   for name, s in spec.items():
     shape = [4] + s.shape.as_list()
     if s.dtype.is_floating:
       batch[name] = tf.constant(rng.normal(size=shape), s.dtype)
-    elif s.dtype == tf.bool:
-      batch[name] = tf.zeros(shape, tf.bool)
     else:
       batch[name] = tf.zeros(shape, s.dtype)
   from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
   batch = trajectory.restore_frames(batch)
-  batch["episode_return"] = tf.fill(batch["reward"].shape, np.nan)
-  twin = learner_lib.Learner(loop.experiment.config,
-                             loop.experiment.make_network,
-                             loop.experiment.observation_spec)
-  for a, b in zip(twin.variables, learner.variables):
-    a.assign(b)
-  twin.hyperparameters.assign(dict(learner.hyperparameters.values(),
-                                   learning_rate=1e-3))
+  base = {"learning_rate": 2e-3, "entropy_cost": 0.03,
+          "rmsprop_epsilon": 0.5, "max_grad_norm": 7.0}
   start = [v.numpy().copy() for v in learner.variables]
-  logs = learner.update(batch)
-  twin.update(batch)
-  assert float(logs["entropy_cost"]) == pytest.approx(0.03)
-  assert float(logs["rmsprop_epsilon"]) == pytest.approx(0.5)
-  assert float(logs["max_grad_norm"]) == pytest.approx(7.0)
+
+  def step(**changes):
+    """One update from the same weights with `changes` to `base`; the
+    logs and each variable's step."""
+    twin = learner_lib.Learner(exp.config, exp.make_network,
+                               exp.observation_spec)
+    for a, b in zip(twin.variables, start):
+      a.assign(b)
+    twin.hyperparameters.assign(dict(base, **changes))
+    logs = twin.update(batch)
+    return logs, [v.numpy() - b for v, b in zip(twin.variables, start)]
+
+  logs, steps = step()
+  for name in ("entropy_cost", "rmsprop_epsilon", "max_grad_norm"):
+    assert float(logs[name]) == pytest.approx(base[name])
   assert float(logs["learning_rate"]) == pytest.approx(2e-3)
-  # RMSProp without momentum steps in proportion to the rate: the step at
-  # 2e-3 is twice the step at 1e-3, so the compiled update read the
-  # variable, not the config's 1e-2.
-  for mine, theirs, before in zip(learner.variables, twin.variables, start):
-    np.testing.assert_allclose(mine.numpy() - before,
-                               2 * (theirs.numpy() - before),
-                               rtol=1e-3, atol=1e-7)
+  assert float(logs["grad_norm"]) > 0.1
+  # RMSProp without momentum steps in proportion to the rate.
+  _, half = step(learning_rate=1e-3)
+  for full, smaller in zip(steps, half):
+    np.testing.assert_allclose(full, 2 * smaller, rtol=1e-3, atol=1e-7)
+  # The entropy cost weighs the entropy term of the loss.
+  more, _ = step(entropy_cost=0.06)
+  assert float(more["total_loss"]) - float(logs["total_loss"]) == (
+      pytest.approx(0.03 * float(logs["entropy_loss"]), rel=1e-3))
+  # ε inside the square root and the clipping norm change the step.
+  for name, value in (("rmsprop_epsilon", 1e-4), ("max_grad_norm", 0.1)):
+    _, other = step(**{name: value})
+    assert max(float(np.abs(a - b).max()) for a, b in zip(steps, other)) > (
+        1e-6), name
   del part
 
 
@@ -173,3 +182,44 @@ def test_a_resumed_member_keeps_its_hyperparameters_and_a_plain_run_its_flags(
     assert fresh.hyperparameters.values()["learning_rate"] == pytest.approx(
         expected)
   assert os.path.isdir(directory)
+
+
+def test_a_copy_that_fails_half_way_leaves_the_learner_as_it_was(tmp_path):
+  source, source_loop = _member(tmp_path, 0, threshold=0.0)
+  for v in source_loop.learner.variables:
+    v.assign(tf.fill(v.shape, 0.25))
+  # A checkpoint with the network only: reading it assigns the weights,
+  # then fails on the missing optimiser slots.
+  partial = tf.train.Checkpoint(network=source_loop.learner.network).write(
+      str(tmp_path / "network-only"))
+  store.write_member_state(str(tmp_path), 0, {
+      "fitness": 1.0, "checkpoint": partial,
+      "checkpoint_hyperparameters": source.hyperparameters(source_loop)})
+  part, loop = _member(tmp_path, 1, threshold=0.0)
+  own = [v.numpy().copy() for v in loop.learner.variables]
+  _set_returns(part, [0.0])
+  event = part.ready(loop)
+  assert event["opponent"] == 0 and not event["copied"]
+  for mine, before in zip(loop.learner.variables, own):
+    np.testing.assert_array_equal(mine.numpy(), before)
+  assert any("could not copy member 0" in line for line in loop.lines)
+
+
+def test_returns_since_the_last_ready_step_survive_a_stop(tmp_path):
+  part, loop = _member(tmp_path, 0, threshold=0.0)
+  _set_returns(part, [0.5, -1.0, 1.0])
+  part.end(loop)  # A turn ends: the member stops and saves.
+
+  class _Restored:
+    restored = "ckpt-1"
+
+  loop.part = lambda kind: _Restored() if kind is checkpointing.Checkpointer \
+      else None
+  again = member_lib.PopulationMember(
+      str(tmp_path), 0, str(tmp_path / "member-0"),
+      rules.Rules(burn_in_frames=0, ready_episodes=5))
+  again.start(loop)
+  assert again._new_episodes == 3  # pylint: disable=protected-access
+  assert again.fitness(loop) == pytest.approx(0.5 / 3)
+  # Resumed: the hyperparameters stay; nothing is drawn again.
+  assert any("resumed with" in line for line in loop.lines)
