@@ -233,7 +233,10 @@ ATARI = Config(
 ATARI_MULTITASK = ATARI.replace(
     torso="deep",              # [paper Table G.1] deep residual network.
     use_lstm=False,            # [paper Table G.1] feed-forward.
-    total_frames=200_000_000 * 57,  # [paper Table G.1] 200M per game.
+    # [paper Table G.1] 200M per game over all 57 (11.4B in total); on
+    # fewer games give --total_frames=<200M x games>, or the learning rate
+    # anneals over the whole 11.4B.
+    total_frames=200_000_000 * 57,
 )
 
 # Table D.3 with the released code's defaults where the paper is silent.
