@@ -12,7 +12,8 @@ and the shared-machine bound 1 / (sum of 1 / ceiling), the most the three
 could give together on the cores each ceiling had to itself; then runs
 `python -m impala_tf.launch` (learner + actor processes, the
 default local mode) for `--seconds`, reads its progress lines (frames/s,
-queue fill, share of time the learner waited for data) and samples, every
+queue fill, share of time the learner waited for data, mean policy lag
+in updates) and samples, every
 second, the peak resident memory (VmHWM) of every process and the whole
 run's proportional memory (PSS, summed over the launcher, the learner and
 the actors; shared pages counted once), printing its peak. Frames are 4 per
@@ -27,6 +28,7 @@ combination's end-to-end speed over the first's is printed.
 
   python benchmarks/end_to_end.py [--seconds 120] [--torsos shallow,deep]
       [--onednn auto,off] [--precision float32,bfloat16] [--repeats 1]
+      [--variants '--queue_capacity=64;']
 """
 
 import argparse
@@ -165,7 +167,7 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
       daemon=True)
   reader.start()
   pattern = re.compile(r"^frames [\d,]+ \| ([\d,]+) f/s .* queue (\d+)% \| "
-                       r"learner waits (\d+)%")
+                       r"learner waits (\d+)% \| lag ([\d.]+) \(max (\d+)\)")
   peaks = {}
 
   def sample_memory():
@@ -197,6 +199,8 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
                           for m in measured)
   fill = statistics.median(int(m.group(2)) for m in measured)
   wait = statistics.median(int(m.group(3)) for m in measured)
+  peaks["lag"] = statistics.median(float(m.group(4)) for m in measured)
+  peaks["max lag"] = max(int(m.group(5)) for m in measured)
   return fps, fill, wait, peaks
 
 
@@ -219,7 +223,7 @@ def _child(args):
 
 
 def _ceiling_in_child(kind, torso, setting, args):
-  onednn, precision = setting
+  onednn, precision = setting[:2]
   out = subprocess.run(
       [sys.executable, __file__, f"--child={kind}", f"--torsos={torso}",
        f"--onednn={onednn}", f"--precision={precision}",
@@ -245,6 +249,10 @@ def main():
                       help="comma-separated --onednn settings to compare")
   parser.add_argument("--precision", default="float32",
                       help="comma-separated --precision settings to compare")
+  parser.add_argument("--variants", default="",
+                      help="Launcher flag sets to alternate, ';'-separated "
+                      "(e.g. '--queue_capacity=64;' compares it with the "
+                      "default).")
   parser.add_argument("--repeats", type=int, default=1,
                       help="end-to-end runs per setting, alternating")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -253,9 +261,13 @@ def main():
     _child(args)
     return
 
-  settings = [(onednn, precision) for onednn in args.onednn.split(",")
-              for precision in args.precision.split(",")]
-  names = {setting: f"--onednn={setting[0]} --precision={setting[1]}"
+  variants = args.variants.split(";") if args.variants else [""]
+  settings = [(onednn, precision, variant.strip())
+              for onednn in args.onednn.split(",")
+              for precision in args.precision.split(",")
+              for variant in variants]
+  names = {setting: " ".join(filter(None, (
+      f"--onednn={setting[0]} --precision={setting[1]}", setting[2])))
            for setting in settings}
   print(f"CPU: {cpu.read_cpu_info().describe()}; Pong, {args.num_actors} "
         f"actors x {args.envs_per_actor} envs; "
@@ -276,10 +288,13 @@ def main():
       for r in runs[setting]:
         for role, value in r[3].items():
           peaks[role] = max(peaks.get(role, 0.0), value)
+      lag = statistics.median(r[3]["lag"] for r in runs[setting])
+      max_lag = peaks.pop("max lag")
+      del peaks["lag"]
       each = ", ".join(f"{r[0]:,.0f}" for r in runs[setting])
       print(f"\n{torso}, {names[setting]} {args.launch_args}: end-to-end "
             f"{fps:,.0f} f/s (runs: {each}), queue {fill}%, learner waiting "
-            f"{wait}%")
+            f"{wait}%, policy lag {lag:.1f} updates (max {max_lag})")
       print("  peak resident memory: " + ", ".join(
           f"{role} {value:,.0f} MiB" for role, value in
           sorted(peaks.items())))

@@ -57,8 +57,10 @@ def _concatenate(parts):
 
 class BatchStager:
   """Makes the next batch and moves it to the compute device while the
-  current update runs (the paper's StagingArea; adds at most one update of
-  policy lag). Stacked frames are rebuilt there (`trajectory.restore_frames`).
+  current update runs (the paper's StagingArea). Stacked frames are rebuilt
+  there (`trajectory.restore_frames`). It takes the next batch out of the
+  queue only once the one before it was handed out, so at most one batch
+  waits outside the queue: it adds at most one update of policy lag.
 
   Each batch is `batch_size` fresh trajectories from the queue, or, with a
   `replay` buffer (once it holds a batch), `replay_per_batch` of them drawn
@@ -80,7 +82,13 @@ class BatchStager:
     self._replay = replay
     self._replay_per_batch = replay_per_batch
     self._target_version = target_version
-    self._requests = queue_lib.Queue() if target_version else None
+    # One request per batch. Ahead (no controlled lag): the next batch is
+    # asked for when one is handed out, and made during its update; with a
+    # target version, only when `get` asks (made ahead it would be stale).
+    self._requests = queue_lib.Queue()
+    self._ahead = target_version is None
+    if self._ahead:
+      self._requests.put(True)
     self._requested = False
     self.dropped = 0
     self._ready = queue_lib.Queue(maxsize=1)
@@ -94,8 +102,7 @@ class BatchStager:
   def _run(self):
     while True:
       try:
-        if self._requests is not None:
-          self._requests.get()
+        self._requests.get()
         faults.fail_if_injected("stager")
         batch, replayed = self._next_batch()
         with tf.device(self._device):
@@ -143,11 +150,13 @@ class BatchStager:
       QueueClosedError: the queue was closed (the normal end).
       StagingError: dequeuing or staging failed otherwise.
     """
-    if self._requests is not None and not self._requested:
+    if not self._ahead and not self._requested:
       self._requests.put(True)
       self._requested = True
     item = self._ready.get(timeout=timeout_s)
     self._requested = False
+    if self._ahead and not isinstance(item, Exception):
+      self._requests.put(True)  # Made while this one trains.
     if isinstance(item, Exception):
       self._ready.put(item)  # Later calls see the same end.
       if isinstance(item, _QUEUE_CLOSED):

@@ -104,3 +104,34 @@ def test_a_failing_stager_ends_the_loop_with_one_clear_error():
   assert time.monotonic() - start < 30
   assert broken.closed
   assert isinstance(loop.error, loop_lib.StagingError)
+
+
+class _CountingQueue:
+  """Hands out zero trajectories of `specs` and counts what it hands out."""
+
+  def __init__(self, specs):
+    self.specs = specs
+    self.taken = 0
+
+  def dequeue_many(self, n):
+    self.taken += n
+    return {k: tf.zeros([n] + s.shape.as_list(), s.dtype)
+            for k, s in self.specs.items()}
+
+
+def test_the_stager_takes_at_most_one_batch_ahead_of_the_learner():
+  exp = experiment.build("catch", config=presets.CATCH.replace(
+      batch_size=4, unroll_length=5), envs_per_actor=4)
+  source = _CountingQueue(exp.trajectory_specs())
+  stager = loop_lib.BatchStager(source, 4, "/cpu:0")
+  time.sleep(2.0)
+  assert source.taken == 4  # The first batch, made before it is asked for.
+  first = stager.get(timeout_s=30)
+  assert first["reward"].shape[0] == 4
+  time.sleep(2.0)
+  # The next one, made while the first trains; no more until it is taken
+  # (a batch out of the queue is one more update of policy lag).
+  assert source.taken == 8
+  stager.get(timeout_s=30)
+  time.sleep(1.0)
+  assert source.taken == 12
