@@ -171,6 +171,13 @@ def main(argv):
     if given:
       raise app.UsageError(f"{given[0]} is set per member by this command; "
                            "drop it (--workdir and --seed set it).")
+  # Quiet TF, its CPU kernels decided, before anything here imports it
+  # (the files are read through tf.io.gfile).
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  cpu.configure_onednn("auto", "learner")
+  tf_startup.set_log_level()
+  tf_startup.import_tensorflow()
   concurrent = FLAGS.concurrent or FLAGS.population
   store.write_population(FLAGS.workdir, {
       "population": FLAGS.population, "concurrent": concurrent,
@@ -187,11 +194,6 @@ def main(argv):
   print("\n".join(lines), flush=True)
   if best is not None:
     print(f"Best member: {best}.", flush=True)
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
-  cpu.configure_onednn("auto", "learner")
-  tf_startup.set_log_level()
-  tf_startup.import_tensorflow()
   from impala_tf.pbt import lineage  # pylint: disable=g-import-not-at-top
   try:
     path = lineage.plot(FLAGS.workdir,
