@@ -1,14 +1,15 @@
 r"""The fault-injection run: `python -m impala_tf.chaos`.
 
-  python -m impala_tf.chaos [--duration_s=240] [--output=DIR] [--seed=0]
+  python -m impala_tf.chaos [--total_frames=600000] [--output=DIR] [--seed=0]
 
 Trains Catch with the launcher (3 actor processes) while it injects, at
-random moments over `--duration_s`: SIGKILLs and SIGSTOPs (then SIGCONTs) of
+random points spread over the first 80% of its frame budget (by frames, not
+seconds, so a faster or slower machine sees every fault before the run
+ends): SIGKILLs and SIGSTOPs (then SIGCONTs) of
 random actors, a SIGKILL of the learner followed by the same launch command
 (which resumes from the newest checkpoint), a stretch of failing checkpoint
 writes, and one non-finite loss. Faults reach the learner through the fault
-file of `impala_tf.faults`. The run's frame budget is sized to outlast the
-faults.
+file of `impala_tf.faults`.
 
 At the end it checks that the run reached its frame budget through its
 checkpoints, that its final mean return is the learned one (>= 0.9; random
@@ -50,12 +51,11 @@ class Fault:
 class ChaosRun:
   """One chaos run (see the module docstring)."""
 
-  def __init__(self, output: str, duration_s: float, seed: int,
-               total_frames: int, log=print):
+  def __init__(self, output: str, seed: int, total_frames: int,
+               log=print):
     self.output = output
     self.logdir = os.path.join(output, "run")
     self.faults_file = os.path.join(output, "faults")
-    self.duration_s = duration_s
     self.total_frames = total_frames
     self.rng = random.Random(seed)
     self.log = log
@@ -208,9 +208,13 @@ class ChaosRun:
     plan = ["kill_actor", "kill_actor", "stop_actor", "stop_actor",
             "kill_learner", "fail_checkpoint_writes", "nonfinite_loss"]
     self.rng.shuffle(plan)
-    pause = self.duration_s / (len(plan) + 1)
-    for name in plan:
-      time.sleep(self.rng.uniform(0.5, 1.0) * pause)
+    # One fault in each of len(plan) equal slices of the budget's first
+    # 80%, at a random point of its slice.
+    marks = [self.total_frames * 0.8 * (i + self.rng.uniform(0.2, 0.8)) /
+             len(plan) for i in range(len(plan))]
+    for name, mark in zip(plan, marks):
+      while self._frames() < mark and self.proc.poll() is None:
+        time.sleep(0.5)
       if self.proc.poll() is not None:
         break
       self.log(f"chaos: {name.replace('_', ' ')} at {self._frames():,} "
@@ -284,8 +288,6 @@ FLAGS = flags.FLAGS
 
 
 def _define_flags():
-  flags.DEFINE_float("duration_s", 240.0, "Seconds over which the faults "
-                     "are spread.")
   flags.DEFINE_integer("total_frames", 600_000, "The run's frame budget.")
   flags.DEFINE_string("output", None, "Directory for the run, its output "
                       "and chaos.json; default a new temporary directory.")
@@ -296,7 +298,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments {argv[1:]}.")
   output = FLAGS.output or tempfile.mkdtemp(prefix="impala_tf_chaos_")
-  chaos = ChaosRun(output, FLAGS.duration_s, FLAGS.seed, FLAGS.total_frames)
+  chaos = ChaosRun(output, FLAGS.seed, FLAGS.total_frames)
   ok = chaos.run()
   print(f"Output in {output}.")
   return 0 if ok else 1

@@ -391,9 +391,9 @@ def test_actors_that_keep_failing_end_the_run_with_their_error(tmp_path,
       r"same error, so the run stopped: \S*InjectedFault: fault injected at "
       r"'actor'", launch.lines[-1]), launch.output
   # The learner said why nothing came while they restarted.
-  assert re.search(r"waiting for actors: no trajectory for \d+ s; \d "
-                   r"actor\(s\) restarting .* last error: .*InjectedFault",
-                   launch.output), launch.output
+  assert re.search(r"waiting for actors: no trajectory for \d+ s; no actor "
+                   r"heard from yet; \d actor\(s\) restarting .* last error: "
+                   r".*InjectedFault", launch.output), launch.output
   assert launch.result()["status"] == "failed"
   assert "fault injected at 'actor'" in launch.result()["error"]
 

@@ -152,7 +152,9 @@ def test_a_catch_population_copies_a_member_that_joined_by_hand(tmp_path):
     # then the copied one.
     scalars = plot.read_scalars(str(workdir / f"member-{member}"))
     rates = [v for _, v in scalars["learner/learning_rate"]]
-    assert rates[0] < 1e-6 and max(rates) > 5e-3
+    # (The rate logged is the annealed one: the copy's, times what is left
+    # of the schedule.)
+    assert rates[0] < 1e-6 and max(rates) > 1e-3
     for name in ("entropy_cost", "rmsprop_epsilon", "max_grad_norm"):
       assert f"learner/{name}" in scalars
   assert any(e["source"] == 2 for e in events if e["copied"])
