@@ -37,12 +37,19 @@ _STAND_IN = textwrap.dedent("""
 """)
 
 
-def test_members_take_turns_when_fewer_run_at_once(tmp_path):
+def _stand_ins(tmp_path, work: int, members: int = 3):
+  """(population directory, member → command) for stand-in members that
+  each need `work` ticks."""
   script = tmp_path / "member.py"
   script.write_text(_STAND_IN)
   pbt_dir = str(tmp_path / "population")
-  commands = {m: [sys.executable, str(script),
-                  store.member_logdir(pbt_dir, m), "25"] for m in range(3)}
+  return pbt_dir, {m: [sys.executable, str(script),
+                       store.member_logdir(pbt_dir, m), str(work)]
+                   for m in range(members)}
+
+
+def test_members_take_turns_when_fewer_run_at_once(tmp_path):
+  pbt_dir, commands = _stand_ins(tmp_path, work=25)
   lines = []
   final = population.run_members(commands, pbt_dir, concurrent=1, turn_s=1.0,
                                  log=lines.append, poll_s=0.2)
@@ -68,11 +75,7 @@ def test_members_take_turns_when_fewer_run_at_once(tmp_path):
 
 
 def test_only_as_many_members_stop_as_are_waiting(tmp_path):
-  script = tmp_path / "member.py"
-  script.write_text(_STAND_IN)
-  pbt_dir = str(tmp_path / "population")
-  commands = {m: [sys.executable, str(script),
-                  store.member_logdir(pbt_dir, m), "15"] for m in range(3)}
+  pbt_dir, commands = _stand_ins(tmp_path, work=15)
   lines = []
   final = population.run_members(commands, pbt_dir, concurrent=2, turn_s=0.8,
                                  log=lines.append, poll_s=0.2)
