@@ -65,10 +65,16 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
             time.sleep(0.005)
             continue
           last_publication = publication
+        else:
+          # Weights read only once the queue has room for what they make
+          # (none of the unroll's age is spent waiting to enqueue it).
+          channels.queue.wait_to_start()
         flat, published = channels.weights.read()
       except weights_runtime.WeightsNotPublishedError:
         time.sleep(0.2)
         continue
+      except queue_runtime.QueueClosedError:
+        break
       if published != version:
         weights_runtime.unflatten_into(network.trainable_variables, flat)
         version = published

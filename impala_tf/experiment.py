@@ -132,6 +132,23 @@ def default_queue_capacity(exp: Experiment, num_actors: int) -> int:
   return max(2 * exp.config.batch_size, num_actors * exp.envs_per_actor)
 
 
+def default_actor_start_below(exp: Experiment) -> int:
+  """[ours] Actors start an unroll only while less than one batch is queued:
+  when the learner is the bottleneck, the queue then holds about one batch
+  (the next batch staged plus one more: a mean policy lag near 2 updates)
+  instead of its whole capacity, and when the actors are, it is never
+  reached."""
+  return exp.config.batch_size
+
+
+def check_actor_start_below(capacity: int, start_below: int):
+  """Refuses a start threshold above the queue's capacity."""
+  if not 0 <= start_below <= capacity:
+    raise ValueError(
+        f"--actor_start_below={start_below} must be between 0 (actors never "
+        f"wait before an unroll) and the queue capacity ({capacity}).")
+
+
 def check_queue_capacity(exp: Experiment, capacity: int):
   """Refuses a queue that could never supply a batch or take an unroll."""
   if capacity < exp.config.batch_size:

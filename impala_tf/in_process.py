@@ -17,6 +17,7 @@ from impala_tf.runtime import weights as weights_runtime
 
 def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
                      *, queue_capacity: Optional[int] = None,
+                     actor_start_below: Optional[int] = None,
                      logdir: Optional[str] = None, seed: int = 0,
                      log_interval_s: float = 5.0,
                      checkpoint_interval_s: float = 600.0,
@@ -28,20 +29,25 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
                      ) -> learner_loop.TrainingResult:
   """Trains `experiment` with `num_actors` actor threads; see
   `learner_loop.run_learner` for what the learner does with `logdir`,
-  `extra_parts` and `max_nonfinite_updates`."""
+  `extra_parts` and `max_nonfinite_updates`; `actor_start_below` as the
+  launcher's flag (default: one batch)."""
   if num_actors < 1:
     raise ValueError(f"num_actors must be at least 1, got {num_actors}.")
   capacity = queue_capacity or experiment_lib.default_queue_capacity(
       experiment, num_actors)
   experiment_lib.check_queue_capacity(experiment, capacity)
   experiment_lib.check_policy_lag(experiment, num_actors)
+  if actor_start_below is None:
+    actor_start_below = experiment_lib.default_actor_start_below(experiment)
+  experiment_lib.check_actor_start_below(capacity, actor_start_below)
   learner = learner_lib.Learner(experiment.config, experiment.make_network,
                                 experiment.observation_spec,
                                 strategy=strategy)
   # Unique names: several in-process runs may share one TF context.
   channels = channels_lib.host(
       experiment, weights_runtime.num_elements(learner.variables), capacity,
-      server_lib.LOCAL_CPU, suffix=f"_{id(learner):x}")
+      server_lib.LOCAL_CPU, suffix=f"_{id(learner):x}",
+      start_below=actor_start_below)
   stop = stop or threading.Event()
   errors = []
 

@@ -61,6 +61,11 @@ flags.DEFINE_integer("actor_threads", 1, "TF threads in each actor process "
 flags.DEFINE_integer("queue_capacity", None, "Trajectories the learner's "
                      "queue holds; default max(2 x batch, one unroll of "
                      "every actor).", lower_bound=1)
+flags.DEFINE_integer("actor_start_below", None, "Actors start an unroll "
+                     "only while fewer trajectories than this are queued, so "
+                     "a learner-bound run's queue adds little policy lag; "
+                     "default one batch, 0: actors never wait before an "
+                     "unroll (only for room to enqueue it).", lower_bound=0)
 flags.DEFINE_string("logdir", None, "Checkpoints, TensorBoard summaries and "
                     "result.json; an existing run there is resumed. Default "
                     "runs/<suite>-<time>.")
@@ -270,9 +275,17 @@ def _queue_capacity(exp, num_actors) -> int:
   try:
     experiment.check_queue_capacity(exp, capacity)
     experiment.check_policy_lag(exp, num_actors)
+    experiment.check_actor_start_below(capacity, _actor_start_below(exp))
   except ValueError as e:
     raise UsageError(str(e)) from None
   return capacity
+
+
+def _actor_start_below(exp) -> int:
+  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
+  if FLAGS.actor_start_below is None:
+    return experiment.default_actor_start_below(exp)
+  return FLAGS.actor_start_below
 
 
 def _check_resume(exp) -> list[str]:
@@ -301,7 +314,7 @@ def _configure_cpu(exp, role: str) -> str:
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
   info = cpu.read_cpu_info()
   choice = cpu.configure_onednn(FLAGS.onednn, role, exp.config.torso, info)
-  tf_startup.import_tensorflow()
+  tf_startup.import_tensorflow(without_keras=True)
   here = "on" if cpu.tf_onednn_enabled() else "off"
   if role == "actor":
     return f"{info.describe()}; onednn {here} ({choice.source})"
@@ -346,12 +359,13 @@ def _run_learner_role(exp, port: int, num_actors: int):
   _log(f"Learner: TF server on port {port}; {exp.suite} "
        f"{','.join(exp.levels)}; {exp.config.torso} network; batch "
        f"{exp.config.batch_size}, unroll {exp.config.unroll_length}; queue "
-       f"capacity {capacity}; {exp.config.total_frames:,} frames.")
+       f"capacity {capacity}, actors start below {_actor_start_below(exp)}; "
+       f"{exp.config.total_frames:,} frames.")
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec)
   channels = channels_lib.host(
       exp, weights_runtime.num_elements(learner.variables), capacity,
-      server.device)
+      server.device, start_below=_actor_start_below(exp))
   stop = threading.Event()
   _stop_on_signals(stop)
   if FLAGS.logdir:
@@ -606,7 +620,8 @@ def main(argv):
     stop = threading.Event()
     _stop_on_signals(stop)
     in_process.train_in_process(
-        exp, num_actors, queue_capacity=capacity, logdir=FLAGS.logdir,
+        exp, num_actors, queue_capacity=capacity,
+        actor_start_below=_actor_start_below(exp), logdir=FLAGS.logdir,
         seed=FLAGS.seed, log_interval_s=FLAGS.log_interval_s,
         checkpoint_interval_s=FLAGS.checkpoint_interval_s, log=_log,
         stop=stop, max_nonfinite_updates=FLAGS.max_nonfinite_updates,

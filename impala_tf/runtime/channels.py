@@ -26,9 +26,12 @@ class Channels(NamedTuple):
 
 
 def host(experiment, num_weights: int, capacity: int, device: str,
-         suffix: str = "") -> Channels:
+         suffix: str = "", start_below: int | None = None) -> Channels:
   """Creates the queue (`capacity` trajectories of `experiment`'s layout)
   and a weight buffer of `num_weights` floats on `device`.
+
+  `start_below`: actors start an unroll only while fewer trajectories than
+  this are queued (`TrajectoryQueue.wait_to_start`); None or 0: no such wait.
 
   `suffix` makes the shared names unique when several runs share one TF
   context (thread mode in tests); actors must attach with the same suffix.
@@ -36,7 +39,7 @@ def host(experiment, num_weights: int, capacity: int, device: str,
   return Channels(
       queue_runtime.TrajectoryQueue.create(
           experiment.trajectory_specs(), capacity, device,
-          shared_name=QUEUE_NAME + suffix),
+          shared_name=QUEUE_NAME + suffix, start_below=start_below),
       weights_runtime.WeightBuffer.create(num_weights, device,
                                           shared_name=WEIGHTS_NAME + suffix))
 

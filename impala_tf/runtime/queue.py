@@ -35,6 +35,14 @@ TF pitfalls this module works around (TF 2.21):
   enqueue therefore fetches the queue size right after (the server's
   per-client executor runs ops in order), which confirms the enqueue, reports
   a closed queue at once and feeds the wait above.
+* Lag. A trajectory that waits for room after its unroll ages while it
+  waits, and a full queue ages it further: with the learner the bottleneck
+  every place in the queue is policy lag and no throughput. So the learner
+  may also set ``start_below``: actors start an unroll only while fewer than
+  that many trajectories are queued (``wait_to_start``), so what they make is
+  enqueued at once and trained on within about two updates. The learner
+  chooses it and the descriptor carries it, so actors need no flag of their
+  own.
 """
 
 from __future__ import annotations
@@ -75,10 +83,11 @@ def _validate_specs(specs: Mapping[str, tf.TensorSpec]) -> dict[str, tf.TensorSp
 
 
 def _descriptor(specs: Mapping[str, tf.TensorSpec], capacity: int,
-                slack: int) -> str:
+                slack: int, start_below: int | None) -> str:
   return json.dumps({
       "capacity": capacity,
       "slack": slack,
+      "start_below": start_below,
       "fields": {n: [s.dtype.name, s.shape.as_list()] for n, s in specs.items()},
   }, sort_keys=True)
 
@@ -91,7 +100,8 @@ class TrajectoryQueue:
   """
 
   def __init__(self, handle: tf.Tensor, specs: Mapping[str, tf.TensorSpec],
-               capacity: int, slack: int, device: str, shared_name: str):
+               capacity: int, slack: int, device: str, shared_name: str,
+               start_below: int | None = None):
     """Use ``create`` or ``attach``."""
     self._handle = handle
     self._specs = dict(specs)
@@ -99,6 +109,7 @@ class TrajectoryQueue:
     self._dtypes = [s.dtype for s in self._specs.values()]
     self.capacity = capacity
     self.slack = slack
+    self.start_below = start_below
     self.device = device
     self.shared_name = shared_name
     self._last_size = 0  # As seen by this process's last enqueue.
@@ -116,22 +127,34 @@ class TrajectoryQueue:
   @classmethod
   def create(cls, specs: Mapping[str, tf.TensorSpec], capacity: int,
              device: str, shared_name: str = "trajectories", *,
-             slack: int = 256) -> "TrajectoryQueue":
+             slack: int = 256,
+             start_below: int | None = None) -> "TrajectoryQueue":
     """Creates the queue on ``device`` (the learner's CPU) for ``capacity``
-    trajectories (plus ``slack`` for racing actors, see the module doc)."""
+    trajectories (plus ``slack`` for racing actors, see the module doc).
+
+    ``start_below``: actors start an unroll only while fewer than this many
+    trajectories are queued (``wait_to_start``); None or 0: they never wait
+    before an unroll, only for room to enqueue it.
+    """
     specs = _validate_specs(specs)
     if capacity < 1:
       raise ValueError(f"queue capacity must be at least 1, got {capacity}")
     if slack < 0:
       raise ValueError(f"queue slack must be >= 0, got {slack}")
+    if start_below is not None and not 0 <= start_below <= capacity:
+      raise ValueError(f"start_below must be in [0, capacity={capacity}], "
+                       f"got {start_below}")
+    start_below = start_below or None
     with tf.device(device):
       handle = cls._queue_op(specs, capacity + slack, shared_name)
       descriptor = tf.raw_ops.VarHandleOp(
           dtype=tf.string, shape=[], shared_name=shared_name + _DESCRIPTOR_SUFFIX)
       tf.raw_ops.AssignVariableOp(
           resource=descriptor,
-          value=tf.constant(_descriptor(specs, capacity, slack)))
-    return cls(handle, specs, capacity, slack, device, shared_name)
+          value=tf.constant(_descriptor(specs, capacity, slack,
+                                        start_below)))
+    return cls(handle, specs, capacity, slack, device, shared_name,
+               start_below)
 
   @classmethod
   def attach(cls, specs: Mapping[str, tf.TensorSpec], device: str,
@@ -154,7 +177,8 @@ class TrajectoryQueue:
             "created it (yet)") from e
     theirs = json.loads(text)
     capacity, slack = theirs["capacity"], theirs["slack"]
-    ours = json.loads(_descriptor(specs, capacity, slack))
+    start_below = theirs.get("start_below")
+    ours = json.loads(_descriptor(specs, capacity, slack, start_below))
     if theirs != ours:
       diffs = sorted(
           n for n in set(theirs["fields"]) | set(ours["fields"])
@@ -169,7 +193,8 @@ class TrajectoryQueue:
       # The raw op returns a bare handle with no deleter: this process exiting
       # (or being killed) never destroys the learner's queue.
       handle = cls._queue_op(specs, capacity + slack, shared_name)
-    return cls(handle, specs, capacity, slack, device, shared_name)
+    return cls(handle, specs, capacity, slack, device, shared_name,
+               start_below)
 
   @staticmethod
   def _queue_op(specs, capacity, shared_name):
@@ -307,10 +332,25 @@ class TrajectoryQueue:
     with tf.device(self.device):
       self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
 
-  def _wait_for_room(self, max_poll_s: float = 0.05) -> None:
+  def wait_to_start(self) -> None:
+    """Returns once an actor may start its next unroll: fewer than
+    ``start_below`` trajectories queued (at once when the learner set none).
+
+    Uses the size this process saw at its last enqueue and asks the learner
+    only while that was too many. Raises ``QueueClosedError`` once the queue
+    is closed.
+    """
+    if self.start_below:
+      with self._closed_as_error():
+        self._wait_below(self.start_below, max_poll_s=0.02)
+
+  def _wait_for_room(self) -> None:
     """Waits, on this side, until fewer than ``capacity`` are queued."""
+    self._wait_below(self.capacity, max_poll_s=0.05)
+
+  def _wait_below(self, limit: int, max_poll_s: float) -> None:
     poll_s = 0.002
-    while self._last_size >= self.capacity:
+    while self._last_size >= limit:
       time.sleep(poll_s)
       poll_s = min(poll_s * 2, max_poll_s)
       with tf.device(self.device):
