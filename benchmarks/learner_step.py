@@ -13,10 +13,13 @@ the median over rounds and the ratio full/bare. With several `--onednn`
 or `--precision` settings, each round runs every combination in a fresh
 process (TF reads the oneDNN setting once, at import), alternating, and the
 table puts them side by side with each one's update speed over the first's.
+`--microbatches 1,2` compares learner microbatching the same way. Each
+setting's line ends with its process's peak resident memory (VmHWM, over
+all shapes and torsos it ran).
 
   python benchmarks/learner_step.py [--rounds 5] [--updates 5] [--batch 32]
       [--onednn auto,off] [--precision float32,bfloat16] [--shapes atari]
-      [--torsos shallow,deep]
+      [--torsos shallow,deep] [--microbatches 1,2]
 """
 
 import argparse
@@ -33,7 +36,7 @@ def _child(args):
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
   from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
   cpu.configure_onednn(args.onednn, "learner")
-  tf = tf_startup.import_tensorflow()
+  tf = tf_startup.import_tensorflow(without_keras=True)  # As the learner.
   import numpy as np  # pylint: disable=g-import-not-at-top
   from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
   from impala_tf import networks  # pylint: disable=g-import-not-at-top
@@ -78,7 +81,8 @@ def _child(args):
     base, obs_spec, num_actions = shapes[shape]
     for torso in args.torsos.split(","):
       config = base.replace(torso=torso, batch_size=args.batch,
-                            precision=args.precision)
+                            precision=args.precision,
+                            learner_microbatches=args.microbatches)
       learner = learner_lib.Learner(
           config, lambda c=config: networks.ImpalaNetwork(
               num_actions, c.torso, c.use_lstm, c.use_instruction,
@@ -95,6 +99,9 @@ def _child(args):
       results[f"{shape}/{torso}"] = [
           frames / timed(learner.update, batch, args.updates),
           frames / timed(bare, batch, args.updates)]
+  with open("/proc/self/status") as f:
+    results["peak_mib"] = next(int(l.split()[1]) for l in f
+                               if l.startswith("VmHWM:")) / 1024
   print(json.dumps(results))
 
 
@@ -112,38 +119,46 @@ def main():
   parser.add_argument("--precision", default="float32",
                       help="comma-separated --precision settings to compare "
                       "(float32, bfloat16)")
+  parser.add_argument("--microbatches", default="1",
+                      help="comma-separated --learner_microbatches settings "
+                      "to compare")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
+    args.microbatches = int(args.microbatches)
     _child(args)
     return
 
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  settings = [(onednn, precision) for onednn in args.onednn.split(",")
-              for precision in args.precision.split(",")]
+  settings = [(onednn, precision, parts)
+              for onednn in args.onednn.split(",")
+              for precision in args.precision.split(",")
+              for parts in args.microbatches.split(",")]
   print(f"CPU: {cpu.read_cpu_info().describe()}; batch {args.batch}, "
         f"{args.rounds} rounds x {args.updates} updates, settings in fresh "
         "processes, alternating; frames = 4 x steps; medians", flush=True)
   rounds = {setting: [] for setting in settings}
   for _ in range(args.rounds):
-    for onednn, precision in settings:
+    for onednn, precision, parts in settings:
       out = subprocess.run(
           [sys.executable, __file__, "--child", f"--onednn={onednn}",
-           f"--precision={precision}", f"--updates={args.updates}",
+           f"--precision={precision}", f"--microbatches={parts}",
+           f"--updates={args.updates}",
            f"--batch={args.batch}", f"--shapes={args.shapes}",
            f"--torsos={args.torsos}"],
           capture_output=True, text=True, check=True)
-      rounds[onednn, precision].append(
+      rounds[onednn, precision, parts].append(
           json.loads(out.stdout.strip().splitlines()[-1]))
   header = f"{'shape':6} {'torso':8}"
-  for onednn, precision in settings:
-    enabled = rounds[onednn, precision][0]["onednn"]
-    label = (f"{onednn} (oneDNN {'on' if enabled else 'off'}) {precision}")
+  for onednn, precision, parts in settings:
+    enabled = rounds[onednn, precision, parts][0]["onednn"]
+    label = (f"{onednn} (oneDNN {'on' if enabled else 'off'}) {precision}"
+             + (f" x{parts}" if parts != "1" else ""))
     header += f" | {label + ' update':>36} {'bare':>8} {'ratio':>5}"
   print(header)
   first = settings[0]
   for key in rounds[first][0]:
-    if key == "onednn":
+    if key in ("onednn", "peak_mib"):
       continue
     shape, torso = key.split("/")
     line = f"{shape:6} {torso:8}"
@@ -157,6 +172,9 @@ def main():
       line += (f" | {'/'.join(setting)} over {'/'.join(first)}: "
                f"{medians[setting] / medians[first]:.2f}x")
     print(line, flush=True)
+  for setting in settings:
+    peak = statistics.median(r["peak_mib"] for r in rounds[setting])
+    print(f"peak resident memory, {'/'.join(setting)}: {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":

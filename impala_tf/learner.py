@@ -197,6 +197,69 @@ class Learner:
 
   def _replica_step(self, batch, learning_rate):
     config = self.config
+    reduction = config.loss_reduction
+    variables = self.network.trainable_variables
+    parts = config.learner_microbatches
+    size = batch["reward"].shape[0]
+    if size % parts:
+      raise ValueError(f"{size} trajectories per replica cannot be split "
+                       f"into {parts} equal microbatches.")
+    gradients, logs = None, None
+    for i in range(parts):
+      part = tf.nest.map_structure(
+          lambda x, i=i: x[i * size // parts:(i + 1) * size // parts], batch)
+      if gradients is not None:
+        # One part after another: the next forward pass starts once the
+        # gradient before it is computed, so only one part's activations
+        # are alive at a time.
+        with tf.control_dependencies(gradients):
+          part = tf.nest.map_structure(tf.identity, part)
+      part_gradients, part_logs = self._part_gradients(part, variables)
+      if gradients is None:
+        gradients, logs = part_gradients, part_logs
+      else:
+        gradients = [_add(a, b) for a, b in zip(gradients, part_gradients)]
+        logs = {k: logs[k] + part_logs[k] for k in logs}
+    if parts > 1:
+      # Equal parts: a batch mean is the mean of the parts' means; a sum
+      # is their sum.
+      means = ("mean_vs", "mean_rho") + (
+          tuple(logs) if reduction == "mean" else ())
+      logs = {k: v / parts if k in means else v for k, v in logs.items()}
+      if reduction == "mean":
+        gradients = [_scale(g, 1.0 / parts) for g in gradients]
+    ctx = tf.distribute.get_replica_context()
+    # Summed losses: the gradient of the whole batch is the sum of the
+    # replicas'; averaged losses over equal shares: the mean.
+    reduce_op = (tf.distribute.ReduceOp.SUM if reduction == "sum"
+                 else tf.distribute.ReduceOp.MEAN)
+    gradients = ctx.all_reduce(reduce_op, gradients)
+    if config.max_grad_norm is not None:
+      gradients, grad_norm = tf.clip_by_global_norm(
+          gradients, self.hyperparameters["max_grad_norm"])
+    else:
+      grad_norm = tf.linalg.global_norm(gradients)
+    means = {k: logs.pop(k) for k in ("mean_vs", "mean_rho")}
+    logs = ctx.all_reduce(reduce_op, logs)
+    logs.update(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, means))
+    logs["grad_norm"] = grad_norm
+    # The divergence guard: a non-finite loss or gradient is never applied.
+    # The norm is of the all-reduced gradients and the losses are reduced,
+    # so every replica takes the same branch.
+    finite = tf.logical_and(tf.math.is_finite(grad_norm),
+                            tf.math.is_finite(logs["total_loss"]))
+
+    def apply():
+      self.optimizer.apply(gradients, variables, learning_rate,
+                           epsilon=self.hyperparameters["rmsprop_epsilon"])
+      return tf.constant(True)
+
+    logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))
+    return logs
+
+  def _part_gradients(self, batch, variables):
+    """The loss gradient of `batch` (`[B, T+1, ...]`) and its logs."""
+    config = self.config
     tm = trajectory.to_time_major(batch)
     inputs = networks.AgentInput(
         prev_action=tm["prev_action"], reward=tm["reward"], done=tm["done"],
@@ -207,8 +270,6 @@ class Learner:
                             cell=batch["core_state_c"])
     else:
       state = ()
-
-    variables = self.network.trainable_variables
     with tf.GradientTape() as tape:
       outputs, _ = self.network.unroll(inputs, state)
       target_logits = outputs.policy_logits[:-1]
@@ -235,36 +296,23 @@ class Learner:
       entropy_loss = losses.entropy_loss(target_logits, reduction)
       total_loss = (pg_loss + config.baseline_cost * baseline_loss +
                     self.hyperparameters["entropy_cost"] * entropy_loss)
+    logs = {"total_loss": total_loss, "pg_loss": pg_loss,
+            "baseline_loss": baseline_loss, "entropy_loss": entropy_loss,
+            "mean_vs": tf.reduce_mean(targets.vs),
+            "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}
+    return tape.gradient(total_loss, variables), logs
 
-    ctx = tf.distribute.get_replica_context()
-    # Summed losses: the gradient of the whole batch is the sum of the
-    # replicas'; averaged losses over equal shares: the mean.
-    reduce_op = (tf.distribute.ReduceOp.SUM if reduction == "sum"
-                 else tf.distribute.ReduceOp.MEAN)
-    gradients = ctx.all_reduce(reduce_op,
-                               tape.gradient(total_loss, variables))
-    if config.max_grad_norm is not None:
-      gradients, grad_norm = tf.clip_by_global_norm(
-          gradients, self.hyperparameters["max_grad_norm"])
-    else:
-      grad_norm = tf.linalg.global_norm(gradients)
-    logs = ctx.all_reduce(reduce_op, {
-        "total_loss": total_loss, "pg_loss": pg_loss,
-        "baseline_loss": baseline_loss, "entropy_loss": entropy_loss})
-    logs.update(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, {
-        "mean_vs": tf.reduce_mean(targets.vs),
-        "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}))
-    logs["grad_norm"] = grad_norm
-    # The divergence guard: a non-finite loss or gradient is never applied.
-    # The norm is of the all-reduced gradients and the losses are reduced,
-    # so every replica takes the same branch.
-    finite = tf.logical_and(tf.math.is_finite(grad_norm),
-                            tf.math.is_finite(logs["total_loss"]))
 
-    def apply():
-      self.optimizer.apply(gradients, variables, learning_rate,
-                           epsilon=self.hyperparameters["rmsprop_epsilon"])
-      return tf.constant(True)
+def _add(a, b):
+  """a + b for gradients, sparse ones (an embedding's) kept sparse."""
+  if isinstance(a, tf.IndexedSlices) and isinstance(b, tf.IndexedSlices):
+    return tf.IndexedSlices(tf.concat([a.values, b.values], 0),
+                            tf.concat([a.indices, b.indices], 0),
+                            a.dense_shape)
+  return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
-    logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))
-    return logs
+
+def _scale(g, factor):
+  if isinstance(g, tf.IndexedSlices):
+    return tf.IndexedSlices(g.values * factor, g.indices, g.dense_shape)
+  return g * factor

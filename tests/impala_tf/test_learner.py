@@ -116,6 +116,37 @@ def test_two_replicas_give_the_same_update_as_one(use_lstm, reduction):
                                rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("use_lstm,reduction,parts,devices", [
+    (True, "sum", 2, 1), (False, "mean", 4, 1), (False, "sum", 2, 2)])
+def test_microbatches_give_the_same_update_as_the_whole_batch(
+    use_lstm, reduction, parts, devices):
+  config = _config(use_lstm, loss_reduction=reduction, batch_size=8)
+  whole = _learner(config, ["/cpu:0"])
+  split = _learner(config.replace(learner_microbatches=parts),
+                   [f"/cpu:{i}" for i in range(devices)])
+  for src, dst in zip(whole.variables, split.variables):
+    dst.assign(src.numpy())
+  batch = _batch(config, seed=2)
+  for _ in range(2):  # The second update starts from the first's weights.
+    logs1 = whole.update(batch)
+    logs2 = split.update(batch)
+    for name in ("total_loss", "pg_loss", "baseline_loss", "entropy_loss",
+                 "grad_norm", "mean_vs", "mean_rho"):
+      np.testing.assert_allclose(logs1[name], logs2[name], rtol=5e-5,
+                                 err_msg=name)
+    for a, b in zip(whole.variables, split.variables):
+      np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5,
+                                 err_msg=a.name)
+  # The updates moved the weights (the comparison is not of two no-ops).
+  assert float(logs1["grad_norm"]) > 0
+
+
+def test_microbatches_that_do_not_divide_the_batch_are_refused():
+  with pytest.raises(ValueError, match=r"learner_microbatches=3 must divide "
+                     r"batch_size=8"):
+    _config(False, batch_size=8, learner_microbatches=3)
+
+
 def test_batch_that_does_not_split_over_replicas_is_rejected():
   config = _config(False, batch_size=3)
   learner = _learner(config, ["/cpu:0", "/cpu:1"])
