@@ -13,9 +13,10 @@ the median over rounds and the ratio full/bare. With several `--onednn`
 or `--precision` settings, each round runs every combination in a fresh
 process (TF reads the oneDNN setting once, at import), alternating, and the
 table puts them side by side with each one's update speed over the first's.
-`--microbatches 1,2` compares learner microbatching the same way. Each
-setting's line ends with its process's peak resident memory (VmHWM, over
-all shapes and torsos it ran).
+`--microbatches 1,2` compares learner microbatching the same way. For each
+setting it also prints the process's peak resident memory (VmHWM) after
+the first shape and torso's updates (before its bare step, which never
+splits the batch).
 
   python benchmarks/learner_step.py [--rounds 5] [--updates 5] [--batch 32]
       [--onednn auto,off] [--precision float32,bfloat16] [--shapes atari]
@@ -28,6 +29,13 @@ import statistics
 import subprocess
 import sys
 import time
+
+
+def peak_mib():
+  """This process's peak resident memory so far (VmHWM), MiB."""
+  with open("/proc/self/status") as f:
+    return next(int(l.split()[1]) for l in f
+                if l.startswith("VmHWM:")) / 1024
 
 
 def _child(args):
@@ -94,14 +102,13 @@ def _child(args):
                                         done_prob=0.01)
       bare = bare_step_fn(learner.network, config.use_lstm)
       timed(learner.update, batch, 1)  # Compile.
-      timed(bare, batch, 1)
       frames = args.updates * args.batch * config.unroll_length * 4
+      update_fps = frames / timed(learner.update, batch, args.updates)
+      # The peak before the bare step (which never splits the batch).
+      results.setdefault("peak_mib", peak_mib())
+      timed(bare, batch, 1)
       results[f"{shape}/{torso}"] = [
-          frames / timed(learner.update, batch, args.updates),
-          frames / timed(bare, batch, args.updates)]
-  with open("/proc/self/status") as f:
-    results["peak_mib"] = next(int(l.split()[1]) for l in f
-                               if l.startswith("VmHWM:")) / 1024
+          update_fps, frames / timed(bare, batch, args.updates)]
   print(json.dumps(results))
 
 

@@ -30,7 +30,7 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
   """Trains `experiment` with `num_actors` actor threads; see
   `learner_loop.run_learner` for what the learner does with `logdir`,
   `extra_parts` and `max_nonfinite_updates`; `actor_start_below` as the
-  launcher's flag (default: one batch)."""
+  launcher's flag (default: one batch less one actor's unroll)."""
   if num_actors < 1:
     raise ValueError(f"num_actors must be at least 1, got {num_actors}.")
   capacity = queue_capacity or experiment_lib.default_queue_capacity(

@@ -64,8 +64,9 @@ flags.DEFINE_integer("queue_capacity", None, "Trajectories the learner's "
 flags.DEFINE_integer("actor_start_below", None, "Actors start an unroll "
                      "only while fewer trajectories than this are queued, so "
                      "a learner-bound run's queue adds little policy lag; "
-                     "default one batch, 0: actors never wait before an "
-                     "unroll (only for room to enqueue it).", lower_bound=0)
+                     "default one batch less one actor's unroll (at least "
+                     "1), 0: actors never wait before an unroll (only for "
+                     "room to enqueue it).", lower_bound=0)
 flags.DEFINE_string("logdir", None, "Checkpoints, TensorBoard summaries and "
                     "result.json; an existing run there is resumed. Default "
                     "runs/<suite>-<time>.")

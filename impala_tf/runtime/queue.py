@@ -42,7 +42,11 @@ TF pitfalls this module works around (TF 2.21):
   that many trajectories are queued (``wait_to_start``), so what they make is
   enqueued at once and trained on within about two updates. The learner
   chooses it and the descriptor carries it, so actors need no flag of their
-  own.
+  own. Trajectories a blocked ``dequeue_many`` already waits for do not
+  count (the learner publishes that demand in a variable next to the
+  queue): when the actors are the bottleneck the learner waits for a whole
+  batch, and an actor that stopped at a part of one would only make it
+  wait longer.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import numpy as np
 import tensorflow as tf
 
 _DESCRIPTOR_SUFFIX = "/descriptor"
+_DEMAND_SUFFIX = "/demand"
 
 
 class QueueClosedError(RuntimeError):
@@ -113,6 +118,10 @@ class TrajectoryQueue:
     self.device = device
     self.shared_name = shared_name
     self._last_size = 0  # As seen by this process's last enqueue.
+    with tf.device(device):
+      # How many trajectories a blocked dequeue_many waits for (0: none).
+      self._demand = tf.raw_ops.VarHandleOp(
+          dtype=tf.int64, shape=[], shared_name=shared_name + _DEMAND_SUFFIX)
     self._packable = all(
         s.dtype == tf.bool or (s.dtype.is_numpy_compatible and
                                (s.dtype.is_integer or s.dtype.is_floating))
@@ -153,6 +162,11 @@ class TrajectoryQueue:
           resource=descriptor,
           value=tf.constant(_descriptor(specs, capacity, slack,
                                         start_below)))
+      tf.raw_ops.AssignVariableOp(
+          resource=tf.raw_ops.VarHandleOp(
+              dtype=tf.int64, shape=[],
+              shared_name=shared_name + _DEMAND_SUFFIX),
+          value=tf.constant(0, tf.int64))
     return cls(handle, specs, capacity, slack, device, shared_name,
                start_below)
 
@@ -334,15 +348,30 @@ class TrajectoryQueue:
 
   def wait_to_start(self) -> None:
     """Returns once an actor may start its next unroll: fewer than
-    ``start_below`` trajectories queued (at once when the learner set none).
+    ``start_below`` trajectories queued beyond what the learner's blocked
+    dequeue already waits for (at once when the learner set no threshold).
 
     Uses the size this process saw at its last enqueue and asks the learner
     only while that was too many. Raises ``QueueClosedError`` once the queue
     is closed.
     """
-    if self.start_below:
-      with self._closed_as_error():
-        self._wait_below(self.start_below, max_poll_s=0.02)
+    if not self.start_below or self._last_size < self.start_below:
+      return
+    poll_s = 0.002
+    with self._closed_as_error():
+      while True:
+        with tf.device(self.device):
+          if bool(tf.raw_ops.QueueIsClosedV2(handle=self._handle)):
+            raise QueueClosedError(f"queue {self.shared_name!r} is closed")
+          self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
+          if self._last_size < self.start_below:
+            return
+          demand = int(tf.raw_ops.ReadVariableOp(resource=self._demand,
+                                                 dtype=tf.int64))
+        if self._last_size - demand < self.start_below:
+          return
+        time.sleep(poll_s)
+        poll_s = min(poll_s * 2, 0.02)
 
   def _wait_for_room(self) -> None:
     """Waits, on this side, until fewer than ``capacity`` are queued."""
@@ -378,10 +407,19 @@ class TrajectoryQueue:
     function runs). Eagerly, a closed queue with fewer than ``n`` items left
     raises ``QueueClosedError``.
     """
+    eager = tf.executing_eagerly()
     try:
       with tf.device(self.device):
-        values = tf.raw_ops.QueueDequeueManyV2(
-            handle=self._handle, n=n, component_types=self._dtypes)
+        if eager:
+          tf.raw_ops.AssignVariableOp(resource=self._demand,
+                                      value=tf.constant(n, tf.int64))
+        try:
+          values = tf.raw_ops.QueueDequeueManyV2(
+              handle=self._handle, n=n, component_types=self._dtypes)
+        finally:
+          if eager:
+            tf.raw_ops.AssignVariableOp(resource=self._demand,
+                                        value=tf.constant(0, tf.int64))
     except tf.errors.OutOfRangeError as e:
       raise QueueClosedError(
           f"queue {self.shared_name!r} is closed and has fewer than {n} "

@@ -59,6 +59,40 @@ def test_an_actor_stops_unrolling_once_the_threshold_is_queued():
   assert _queued_when_settled(exp, start_below=0) == 16
 
 
+def test_trajectories_the_learner_already_waits_for_do_not_count():
+  exp = experiment.build("catch", config=presets.CATCH.replace(
+      unroll_length=5), envs_per_actor=2)
+  network = actor_loop.build_actor_network(exp)
+  channels = channels_lib.host(
+      exp, weights_runtime.num_elements(network.trainable_variables), 16,
+      server_lib.LOCAL_CPU, suffix="_demand", start_below=3)
+  channels.weights.publish(weights_runtime.flatten(
+      network.trainable_variables), 0)
+  taken = []
+  # The learner waits for a batch of 8 before anything is queued (the
+  # actors are the bottleneck): the actor must go on past 3 queued.
+  learner = threading.Thread(
+      target=lambda: taken.append(channels.queue.dequeue_many(8)),
+      daemon=True)
+  learner.start()
+  stop = threading.Event()
+  actor = threading.Thread(target=actor_loop.run_actor, args=(exp, 0,
+                                                              channels),
+                           kwargs=dict(stop=stop, network=network,
+                                       log=lambda _: None), daemon=True)
+  actor.start()
+  try:
+    learner.join(timeout=60)
+    assert taken and taken[0]["reward"].shape[0] == 8
+    # With nothing waited for any more, the threshold holds again.
+    time.sleep(2.0)
+    assert channels.queue.size() == 4  # Started at 0 and 2, not at 4.
+  finally:
+    stop.set()
+    channels.queue.close(cancel_pending_enqueues=True)
+    actor.join(timeout=30)
+
+
 def test_attached_actors_learn_the_learners_threshold():
   exp = experiment.build("catch", config=presets.CATCH, envs_per_actor=2)
   specs = exp.trajectory_specs()
@@ -115,7 +149,7 @@ class _SlowLearner(learner_loop.LoopPart):
     time.sleep(0.25)
 
 
-@pytest.mark.parametrize("start_below,most,least", [(None, 2.5, 0.0),
+@pytest.mark.parametrize("start_below,most,least", [(None, 2.0, 0.0),
                                                     (0, 99, 4.0)])
 def test_a_learner_bound_run_trains_on_trajectories_two_updates_old(
     start_below, most, least):
@@ -127,8 +161,8 @@ def test_a_learner_bound_run_trains_on_trajectories_two_updates_old(
       exp, num_actors=2, queue_capacity=48, actor_start_below=start_below,
       log=lambda _: None, extra_parts=[part])
   assert result.num_updates == 30
-  # Past the start (the queue filling up), the mean lag: about 2 with the
-  # default threshold (one batch: one update queued, one staged), about
-  # capacity / batch + 1 = 7 with none.
+  # Past the start (the queue filling up), the mean lag: 2 with the default
+  # threshold (one batch less one unroll, 4: one update queued, one
+  # staged), about capacity / batch + 1 = 7 with none.
   steady = sum(part.lags[10:]) / len(part.lags[10:])
   assert least <= steady <= most, part.lags
