@@ -13,14 +13,16 @@ the median over rounds and the ratio full/bare. With several `--onednn`
 or `--precision` settings, each round runs every combination in a fresh
 process (TF reads the oneDNN setting once, at import), alternating, and the
 table puts them side by side with each one's update speed over the first's.
-`--microbatches 1,2` compares learner microbatching the same way. For each
-setting it also prints the process's peak resident memory (VmHWM) after
-the first shape and torso's updates (before its bare step, which never
-splits the batch).
+`--microbatch_size 0,8` compares learner microbatching (0: the whole batch
+at once; 8, the default: parts of 8 trajectories) the same way. For each
+shape and torso it also prints the update's peak of live tensors (TF's
+allocator statistics: the batch, the activations held for the backward
+pass, the gradients), and for each setting the process's peak resident
+memory (VmHWM) over all of them.
 
   python benchmarks/learner_step.py [--rounds 5] [--updates 5] [--batch 32]
       [--onednn auto,off] [--precision float32,bfloat16] [--shapes atari]
-      [--torsos shallow,deep] [--microbatches 1,2]
+      [--torsos shallow,deep] [--microbatch_size 0,8]
 """
 
 import argparse
@@ -90,7 +92,7 @@ def _child(args):
     for torso in args.torsos.split(","):
       config = base.replace(torso=torso, batch_size=args.batch,
                             precision=args.precision,
-                            learner_microbatches=args.microbatches)
+                            learner_microbatch_size=args.microbatch_size)
       learner = learner_lib.Learner(
           config, lambda c=config: networks.ImpalaNetwork(
               num_actions, c.torso, c.use_lstm, c.use_instruction,
@@ -101,14 +103,20 @@ def _child(args):
       batch = trajectories.random_batch(spec, num_actions, args.batch,
                                         done_prob=0.01)
       bare = bare_step_fn(learner.network, config.use_lstm)
+      tf.config.experimental.reset_memory_stats("CPU:0")
       timed(learner.update, batch, 1)  # Compile.
       frames = args.updates * args.batch * config.unroll_length * 4
       update_fps = frames / timed(learner.update, batch, args.updates)
-      # The peak before the bare step (which never splits the batch).
-      results.setdefault("peak_mib", peak_mib())
+      # The update's peak of live tensors (the batch, the activations held
+      # for the backward pass, the gradients), before the bare step (which
+      # never splits the batch).
+      tensors_mib = tf.config.experimental.get_memory_info(
+          "CPU:0")["peak"] / 2**20
       timed(bare, batch, 1)
       results[f"{shape}/{torso}"] = [
-          update_fps, frames / timed(bare, batch, args.updates)]
+          update_fps, frames / timed(bare, batch, args.updates),
+          tensors_mib]
+  results["peak_mib"] = peak_mib()
   print(json.dumps(results))
 
 
@@ -126,13 +134,13 @@ def main():
   parser.add_argument("--precision", default="float32",
                       help="comma-separated --precision settings to compare "
                       "(float32, bfloat16)")
-  parser.add_argument("--microbatches", default="1",
-                      help="comma-separated --learner_microbatches settings "
-                      "to compare")
+  parser.add_argument("--microbatch_size", default="8",
+                      help="comma-separated --learner_microbatch_size "
+                      "settings to compare (0: the whole batch at once)")
   parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
-    args.microbatches = int(args.microbatches)
+    args.microbatch_size = int(args.microbatch_size)
     _child(args)
     return
 
@@ -140,7 +148,7 @@ def main():
   settings = [(onednn, precision, parts)
               for onednn in args.onednn.split(",")
               for precision in args.precision.split(",")
-              for parts in args.microbatches.split(",")]
+              for parts in args.microbatch_size.split(",")]
   print(f"CPU: {cpu.read_cpu_info().describe()}; batch {args.batch}, "
         f"{args.rounds} rounds x {args.updates} updates, settings in fresh "
         "processes, alternating; frames = 4 x steps; medians", flush=True)
@@ -149,7 +157,7 @@ def main():
     for onednn, precision, parts in settings:
       out = subprocess.run(
           [sys.executable, __file__, "--child", f"--onednn={onednn}",
-           f"--precision={precision}", f"--microbatches={parts}",
+           f"--precision={precision}", f"--microbatch_size={parts}",
            f"--updates={args.updates}",
            f"--batch={args.batch}", f"--shapes={args.shapes}",
            f"--torsos={args.torsos}"],
@@ -160,8 +168,9 @@ def main():
   for onednn, precision, parts in settings:
     enabled = rounds[onednn, precision, parts][0]["onednn"]
     label = (f"{onednn} (oneDNN {'on' if enabled else 'off'}) {precision}"
-             + (f" x{parts}" if parts != "1" else ""))
-    header += f" | {label + ' update':>36} {'bare':>8} {'ratio':>5}"
+             + (" whole batch" if parts == "0" else f" parts of {parts}"))
+    header += (f" | {label + ' update':>44} {'bare':>8} {'ratio':>5} "
+               f"{'tensors MiB':>11}")
   print(header)
   first = settings[0]
   for key in rounds[first][0]:
@@ -173,15 +182,18 @@ def main():
     for setting in settings:
       full = statistics.median(r[key][0] for r in rounds[setting])
       bare = statistics.median(r[key][1] for r in rounds[setting])
+      tensors = statistics.median(r[key][2] for r in rounds[setting])
       medians[setting] = full
-      line += f" | {full:>36,.0f} {bare:>8,.0f} {full / bare:>5.2f}"
+      line += (f" | {full:>44,.0f} {bare:>8,.0f} {full / bare:>5.2f} "
+               f"{tensors:>11,.0f}")
     for setting in settings[1:]:
       line += (f" | {'/'.join(setting)} over {'/'.join(first)}: "
                f"{medians[setting] / medians[first]:.2f}x")
     print(line, flush=True)
   for setting in settings:
     peak = statistics.median(r["peak_mib"] for r in rounds[setting])
-    print(f"peak resident memory, {'/'.join(setting)}: {peak:,.0f} MiB")
+    print(f"peak resident memory of the process (all shapes and torsos), "
+          f"{'/'.join(setting)}: {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ it about once), with the change from the stage before:
 Memory figures do not depend on CPU load, so this can run next to other
 jobs (unlike the speed benchmarks).
 
-  python benchmarks/memory.py [--torsos shallow,deep] [--microbatches 1,2]
+  python benchmarks/memory.py [--torsos shallow,deep] [--microbatch_size 0,8]
       [--keras without,with] [--precision float32]
 """
 
@@ -49,7 +49,7 @@ def _child(args):
   from impala_tf import experiment  # pylint: disable=g-import-not-at-top
   from impala_tf import presets  # pylint: disable=g-import-not-at-top
   config = presets.ATARI.replace(torso=args.torso, precision=args.precision,
-                                 learner_microbatches=args.microbatches)
+                                 learner_microbatch_size=args.microbatch_size)
   exp = experiment.build("atari57", ["pong"], config=config,
                          envs_per_actor=args.envs_per_actor)
   if args.role == "actor":
@@ -90,8 +90,9 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--torsos", default="shallow,deep")
   parser.add_argument("--roles", default="actor,learner")
-  parser.add_argument("--microbatches", default="1",
-                      help="comma-separated learner microbatch settings")
+  parser.add_argument("--microbatch_size", default="8",
+                      help="comma-separated --learner_microbatch_size "
+                      "settings (0: the whole batch at once)")
   parser.add_argument("--keras", default="without",
                       help="comma-separated: without (as the launcher), with")
   parser.add_argument("--precision", default="float32")
@@ -101,7 +102,7 @@ def main():
   parser.add_argument("--torso", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
-    args.microbatches = int(args.microbatches)
+    args.microbatch_size = int(args.microbatch_size)
     _child(args)
     return
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
@@ -110,19 +111,19 @@ def main():
   for role in args.roles.split(","):
     for torso in args.torsos.split(","):
       for keras in args.keras.split(","):
-        parts_settings = (args.microbatches.split(",") if role == "learner"
+        parts_settings = (args.microbatch_size.split(",") if role == "learner"
                           else ["1"])
         for parts in parts_settings:
           out = subprocess.run(
               [sys.executable, __file__, "--child", f"--role={role}",
                f"--torso={torso}", f"--keras={keras}",
-               f"--microbatches={parts}", f"--precision={args.precision}",
+               f"--microbatch_size={parts}", f"--precision={args.precision}",
                f"--envs_per_actor={args.envs_per_actor}"],
               capture_output=True, text=True, check=True)
           stages = json.loads(out.stdout.strip().splitlines()[-1])
           title = f"{role}, {torso}, {args.precision}, {keras} Keras 3"
           if role == "learner":
-            title += f", {parts} microbatch(es)"
+            title += (", whole batch" if parts == "0" else f", parts of {parts}")
           print(f"\n{title}")
           print(f"  {'stage':42} {'RSS':>7} {'private':>8} {'files':>7} "
                 f"{'private +':>10}")

@@ -199,11 +199,8 @@ class Learner:
     config = self.config
     reduction = config.loss_reduction
     variables = self.network.trainable_variables
-    parts = config.learner_microbatches
     size = batch["reward"].shape[0]
-    if size % parts:
-      raise ValueError(f"{size} trajectories per replica cannot be split "
-                       f"into {parts} equal microbatches.")
+    parts = microbatch_parts(size, config.learner_microbatch_size)
     gradients, logs = None, None
     for i in range(parts):
       part = tf.nest.map_structure(
@@ -301,6 +298,16 @@ class Learner:
             "mean_vs": tf.reduce_mean(targets.vs),
             "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}
     return tape.gradient(total_loss, variables), logs
+
+
+def microbatch_parts(trajectories: int, max_size: int) -> int:
+  """The fewest equal parts of `trajectories` with at most `max_size`
+  trajectories each (1 when `max_size` is 0 or the whole fits)."""
+  if max_size <= 0 or trajectories <= max_size:
+    return 1
+  return next(parts for parts in range(-(-trajectories // max_size),
+                                       trajectories + 1)
+              if trajectories % parts == 0)
 
 
 def _add(a, b):

@@ -49,12 +49,13 @@ FIELD_HELP = {
     "precision": "The dtype the network's torso computes in: float32 or "
                  "bfloat16 (variables, optimiser state, logits, V-trace "
                  "and losses stay float32).",
-    "learner_microbatches": "The learner computes each update's gradient "
-                            "over this many equal parts of the batch, one "
-                            "after another, and adds them up: the same "
-                            "update with the activations of one part held "
-                            "for the backward pass instead of the whole "
-                            "batch's.",
+    "learner_microbatch_size": "The learner computes each update's "
+                               "gradient over parts of the batch of at most "
+                               "this many trajectories (per replica), one "
+                               "after another, and adds them up: the same "
+                               "update with the activations of one part "
+                               "held for the backward pass instead of the "
+                               "whole batch's. 0: the whole batch at once.",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
                   "exactly this many updates old and the learner trains only "
                   "on such trajectories (0: on-policy); 'none' (default): "
@@ -100,9 +101,11 @@ class Config:
   rmsprop_momentum: float = 0.0
   rmsprop_initial_mean_square: float = 1.0  # TF1 semantics (optimizers.py).
   max_grad_norm: Optional[float] = 40.0
-  # [ours] Memory, not the algorithm: the update is the same (sum of the
-  # parts' gradients, up to float rounding).
-  learner_microbatches: int = 1
+  # [ours] Memory, not the algorithm: the update is the same (the sum of
+  # the parts' gradients, up to float rounding). Parts of 8 trajectories
+  # hold a quarter of an Atari batch's activations at no measured cost in
+  # speed (docs/benchmarks.md).
+  learner_microbatch_size: int = 8
   total_frames: int = 200_000_000  # The learning rate reaches 0 here.
 
   def __post_init__(self):
@@ -117,7 +120,7 @@ class Config:
       fail("use_instruction=True needs use_lstm=True (the instruction "
            "encoding is an input of the LSTM core)")
     for name in ("unroll_length", "batch_size", "frames_per_step",
-                 "total_frames", "learner_microbatches"):
+                 "total_frames"):
       if int(getattr(self, name)) < 1:
         fail(f"{name}={getattr(self, name)} must be a positive integer")
     if not 0.0 <= self.discount <= 1.0:
@@ -150,9 +153,9 @@ class Config:
       fail(f"replay_fraction={self.replay_fraction} leaves no fresh "
            f"trajectory in a batch of {self.batch_size} (at least one must "
            "be fresh, or the run never gains frames)")
-    if self.batch_size % self.learner_microbatches:
-      fail(f"learner_microbatches={self.learner_microbatches} must divide "
-           f"batch_size={self.batch_size}")
+    if self.learner_microbatch_size < 0:
+      fail(f"learner_microbatch_size={self.learner_microbatch_size} must be "
+           ">= 0 (0: the whole batch at once)")
     if self.replay_capacity and self.replay_capacity < self.batch_size:
       fail(f"replay_capacity={self.replay_capacity} must hold at least one "
            f"batch ({self.batch_size})")

@@ -116,13 +116,14 @@ def test_two_replicas_give_the_same_update_as_one(use_lstm, reduction):
                                rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("use_lstm,reduction,parts,devices", [
-    (True, "sum", 2, 1), (False, "mean", 4, 1), (False, "sum", 2, 2)])
+@pytest.mark.parametrize("use_lstm,reduction,size,devices", [
+    (True, "sum", 4, 1), (False, "mean", 2, 1), (False, "sum", 2, 2)])
 def test_microbatches_give_the_same_update_as_the_whole_batch(
-    use_lstm, reduction, parts, devices):
-  config = _config(use_lstm, loss_reduction=reduction, batch_size=8)
+    use_lstm, reduction, size, devices):
+  config = _config(use_lstm, loss_reduction=reduction, batch_size=8,
+                   learner_microbatch_size=0)
   whole = _learner(config, ["/cpu:0"])
-  split = _learner(config.replace(learner_microbatches=parts),
+  split = _learner(config.replace(learner_microbatch_size=size),
                    [f"/cpu:{i}" for i in range(devices)])
   for src, dst in zip(whole.variables, split.variables):
     dst.assign(src.numpy())
@@ -141,10 +142,18 @@ def test_microbatches_give_the_same_update_as_the_whole_batch(
   assert float(logs1["grad_norm"]) > 0
 
 
-def test_microbatches_that_do_not_divide_the_batch_are_refused():
-  with pytest.raises(ValueError, match=r"learner_microbatches=3 must divide "
-                     r"batch_size=8"):
-    _config(False, batch_size=8, learner_microbatches=3)
+@pytest.mark.parametrize("trajectories,max_size,parts", [
+    (32, 8, 4), (32, 0, 1), (32, 32, 1), (32, 12, 4), (12, 8, 2), (16, 5, 4),
+    (13, 8, 13), (2, 8, 1), (1, 1, 1)])
+def test_microbatches_are_the_fewest_equal_parts_within_the_size(
+    trajectories, max_size, parts):
+  assert learner_lib.microbatch_parts(trajectories, max_size) == parts
+
+
+def test_a_negative_microbatch_size_is_refused():
+  with pytest.raises(ValueError, match=r"learner_microbatch_size=-1 must be "
+                     r">= 0"):
+    _config(False, batch_size=8, learner_microbatch_size=-1)
 
 
 def test_batch_that_does_not_split_over_replicas_is_rejected():
