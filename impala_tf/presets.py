@@ -55,7 +55,9 @@ FIELD_HELP = {
                                "after another, and adds them up: the same "
                                "update with the activations of one part "
                                "held for the backward pass instead of the "
-                               "whole batch's. 0: the whole batch at once.",
+                               "whole batch's. 0: the whole batch at once. "
+                               "With an LSTM each part runs the core's "
+                               "sequential steps again.",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
                   "exactly this many updates old and the learner trains only "
                   "on such trajectories (0: on-policy); 'none' (default): "
@@ -102,10 +104,8 @@ class Config:
   rmsprop_initial_mean_square: float = 1.0  # TF1 semantics (optimizers.py).
   max_grad_norm: Optional[float] = 40.0
   # [ours] Memory, not the algorithm: the update is the same (the sum of
-  # the parts' gradients, up to float rounding). Parts of 8 trajectories
-  # hold a quarter of an Atari batch's activations at no measured cost in
-  # speed (docs/benchmarks.md).
-  learner_microbatch_size: int = 8
+  # the parts' gradients, up to float rounding). 0: the whole batch.
+  learner_microbatch_size: int = 0
   total_frames: int = 200_000_000  # The learning rate reaches 0 here.
 
   def __post_init__(self):
@@ -231,6 +231,12 @@ ATARI = Config(
     rmsprop_momentum=0.0,      # [paper Table G.1]
     max_grad_norm=40.0,        # [paper Table G.1] global norm.
     total_frames=200_000_000,  # [paper Table G.1] per game.
+    # [ours] The feed-forward update in parts of 8 trajectories: a quarter
+    # of the batch's activations held, at no measured cost in speed
+    # (docs/benchmarks.md). Networks with an LSTM (the DMLab presets) keep
+    # the whole batch: each part would run the core's T sequential steps
+    # again (0.64x for the shallow DMLab learner).
+    learner_microbatch_size=8,
 )
 # Choices of ours in the Atari setup, not the paper's (which is silent):
 # the feed-forward heads also see the last reward (clipped) and the one-hot
