@@ -75,11 +75,9 @@ class Actor:
 
   def _policy_step(self, prev_action, reward, done, observation, state,
                    channels_first=False):
-    if channels_first:
-      observation = dict(observation,
-                         frame=tf.transpose(observation["frame"], [0, 2, 3, 1]))
     inputs = networks.AgentInput(prev_action, reward, done, observation)
-    outputs, new_state = self.network(inputs, state)
+    outputs, new_state = self.network(inputs, state,
+                                      frames_channels_first=channels_first)
     seeds = self._rng.make_seeds(1)[:, 0]
     action = tf.random.stateless_categorical(outputs.policy_logits, 1,
                                              seed=seeds, dtype=tf.int32)[:, 0]
@@ -89,8 +87,9 @@ class Actor:
     observation = {k: env_output.observation[k]
                    for k in self._observation_names}
     # A channels-last frame that is a transposed view of channels-first
-    # memory (ale-py's) goes in as that memory and TF transposes it: numpy's
-    # strided copy costs more (docs/benchmarks.md).
+    # memory (ale-py's) goes in as that memory and the network transposes
+    # it while it scales it: numpy's strided copy costs more
+    # (docs/benchmarks.md).
     channels_first = np.moveaxis(observation["frame"], -1, 1)
     use_channels_first = (channels_first.flags.c_contiguous and
                           not observation["frame"].flags.c_contiguous)

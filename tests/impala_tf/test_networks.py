@@ -138,3 +138,28 @@ def test_reward_input_is_clipped_to_unit_range():
 def test_unknown_torso_is_rejected():
   with pytest.raises(ValueError, match="shallow"):
     networks.ImpalaNetwork(4, torso="resnet50")
+
+
+@pytest.mark.parametrize("torso", ["shallow", "deep"])
+def test_channels_first_frames_give_the_same_step(torso):
+  """The actor hands ale-py's channels-first memory to the network, which
+  transposes it while scaling: the step must equal the channels-last one."""
+  net = networks.ImpalaNetwork(6, torso, use_lstm=False)
+  rng = np.random.default_rng(0)
+  frames = rng.integers(0, 256, (3, 84, 84, 4), dtype=np.uint8)
+  step = lambda frame, first: net(networks.AgentInput(
+      tf.constant([0, 1, 2]), tf.zeros([3]), tf.zeros([3], tf.bool),
+      {"frame": tf.constant(frame)}), (), frames_channels_first=first)[0]
+  last = step(frames, False)
+  first = step(np.ascontiguousarray(np.moveaxis(frames, -1, 1)), True)
+  np.testing.assert_array_equal(first.policy_logits, last.policy_logits)
+  np.testing.assert_array_equal(first.baseline, last.baseline)
+
+
+def test_frames_are_scaled_as_tf_scales_them_in_a_graph():
+  """The fused scaling is the float32 of TF's own graph, bit for bit."""
+  pixels = tf.constant(np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1))
+  graph = tf.function(lambda x: tf.cast(x, tf.float32) / 255.0)(pixels)
+  np.testing.assert_array_equal(networks._scaled_frames(pixels), graph)  # pylint: disable=protected-access
+  np.testing.assert_allclose(graph, np.arange(256).reshape(1, 16, 16, 1) / 255,
+                             rtol=1e-7)
