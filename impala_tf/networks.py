@@ -44,19 +44,20 @@ TORSOS = presets.TORSOS
 PRECISIONS = presets.PRECISIONS
 
 
-# [ours] Pixels to [0, 1] as one XLA kernel: the cast and the scaling (and
-# for channels-first frames, the transpose to channels-last) in one pass
-# over the bytes. As separate TF ops the three took half of an actor's
-# batch-16 shallow policy step (0.67 of 1.7 ms; fused 0.09 ms,
-# docs/benchmarks.md); the result is the same float32, bit for bit.
+# [ours] Pixels to [0, 1] in the torso's dtype as one XLA kernel: the
+# cast, the scaling, the rounding to bfloat16 if the torso computes in it,
+# and for channels-first frames the transpose to channels-last, in one pass
+# over the bytes. As separate TF ops they took a third of an actor's
+# batch-16 shallow policy step (docs/benchmarks.md). The result is the
+# float32 of TF's own graph bit for bit (and that rounded to bfloat16).
 @tf.function(jit_compile=True)
-def _scaled_frames(frames):
-  return tf.cast(frames, tf.float32) / 255.0
+def _scaled_frames(frames, dtype=tf.float32):
+  return tf.cast(tf.cast(frames, tf.float32) / 255.0, dtype)
 
 
 @tf.function(jit_compile=True)
-def _scaled_frames_from_channels_first(frames):
-  return tf.cast(tf.transpose(frames, [0, 2, 3, 1]), tf.float32) / 255.0
+def _scaled_frames_from_channels_first(frames, dtype=tf.float32):
+  return _scaled_frames(tf.transpose(frames, [0, 2, 3, 1]), dtype)
 
 
 def _apply(layer, x):
@@ -234,7 +235,7 @@ class ImpalaNetwork(snt.Module):
     folded = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0))
     scale = (_scaled_frames_from_channels_first if frames_channels_first
              else _scaled_frames)
-    torso_out = self._run_torso(scale(folded))
+    torso_out = self._run_torso(folded, scale)
 
     features = [
         torso_out,
@@ -263,16 +264,17 @@ class ImpalaNetwork(snt.Module):
         baseline=tf.reshape(baseline, time_batch))
     return outputs, state
 
-  def _run_torso(self, frames):
-    """The torso on float32 `frames`, in this network's precision; float32
-    out."""
+  def _run_torso(self, frames, scale):
+    """The torso on `frames` (pixels), scaled to [0, 1] by `scale` in this
+    network's precision; float32 out."""
     if self.precision == "float32" or not self._torso_built:
       # The first call creates the variables, in float32.
       self._torso_built = True
       if self.precision == "float32":
-        return self._torso(frames)
-      self._torso(frames)
-    return tf.cast(self._torso(tf.cast(frames, tf.bfloat16)), tf.float32)
+        return self._torso(scale(frames))
+      self._torso(scale(frames))
+    low = scale(frames, tf.as_dtype(self.precision))
+    return tf.cast(self._torso(low), tf.float32)
 
   def _unroll_core(self, features, done, state):
     """LSTM over `[T, B, F]`, zeroing the state where an episode starts."""

@@ -141,10 +141,11 @@ def test_unknown_torso_is_rejected():
 
 
 @pytest.mark.parametrize("torso", ["shallow", "deep"])
-def test_channels_first_frames_give_the_same_step(torso):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_channels_first_frames_give_the_same_step(torso, precision):
   """The actor hands ale-py's channels-first memory to the network, which
   transposes it while scaling: the step must equal the channels-last one."""
-  net = networks.ImpalaNetwork(6, torso, use_lstm=False)
+  net = networks.ImpalaNetwork(6, torso, use_lstm=False, precision=precision)
   rng = np.random.default_rng(0)
   frames = rng.integers(0, 256, (3, 84, 84, 4), dtype=np.uint8)
   step = lambda frame, first: net(networks.AgentInput(
@@ -157,9 +158,14 @@ def test_channels_first_frames_give_the_same_step(torso):
 
 
 def test_frames_are_scaled_as_tf_scales_them_in_a_graph():
-  """The fused scaling is the float32 of TF's own graph, bit for bit."""
+  """The fused scaling is the float32 of TF's own graph, bit for bit, and
+  in bfloat16 that float32 rounded."""
   pixels = tf.constant(np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1))
   graph = tf.function(lambda x: tf.cast(x, tf.float32) / 255.0)(pixels)
-  np.testing.assert_array_equal(networks._scaled_frames(pixels), graph)  # pylint: disable=protected-access
+  scaled = networks._scaled_frames  # pylint: disable=protected-access
+  np.testing.assert_array_equal(scaled(pixels), graph)
+  np.testing.assert_array_equal(
+      tf.cast(scaled(pixels, tf.bfloat16), tf.float32),
+      tf.cast(tf.cast(graph, tf.bfloat16), tf.float32))
   np.testing.assert_allclose(graph, np.arange(256).reshape(1, 16, 16, 1) / 255,
                              rtol=1e-7)
