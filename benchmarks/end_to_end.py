@@ -154,13 +154,16 @@ def peak_rss_by_role(marker):
 def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
                launch_args=()):
   logdir = tempfile.mkdtemp(prefix="impala_tf_e2e_")
+  # NAME=VALUE words are the launcher's environment, the others its flags.
+  env = dict(os.environ)
+  env.update(a.split("=", 1) for a in launch_args if _is_env(a))
   proc = subprocess.Popen(
       [sys.executable, "-m", "impala_tf.launch", f"--torso={torso}",
        f"--num_actors={num_actors}", f"--envs_per_actor={envs_per_actor}",
        "--total_frames=1000000000", "--log_interval_s=5",
-       f"--logdir={logdir}", *launch_args],
+       f"--logdir={logdir}", *(a for a in launch_args if not _is_env(a))],
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      start_new_session=True)
+      start_new_session=True, env=env)
   lines = []
   reader = threading.Thread(
       target=lambda: lines.extend(l.rstrip() for l in proc.stdout),
@@ -202,6 +205,10 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   peaks["lag"] = statistics.median(float(m.group(4)) for m in measured)
   peaks["max lag"] = max(int(m.group(5)) for m in measured)
   return fps, fill, wait, peaks
+
+
+def _is_env(word):
+  return re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", word) is not None
 
 
 def _child(args):
@@ -252,7 +259,8 @@ def main():
   parser.add_argument("--variants", default="",
                       help="Launcher flag sets to alternate, ';'-separated "
                       "(e.g. '--queue_capacity=64;' compares it with the "
-                      "default).")
+                      "default); NAME=VALUE words set the launcher's "
+                      "environment (e.g. 'MALLOC_ARENA_MAX=16').")
   parser.add_argument("--repeats", type=int, default=1,
                       help="end-to-end runs per setting, alternating")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
