@@ -71,6 +71,23 @@ class CpuInfo:
     return f"{self.model}, {self.cores} cores, {extensions}"
 
 
+def precision_note(precision: str, info: CpuInfo) -> Optional[str]:
+  """A line for the learner's start when `--precision` and this CPU do not
+  match well (docs/benchmarks.md), else None: bfloat16 without bfloat16
+  instructions is emulated and several times slower; float32 on a CPU
+  with AMX leaves most of its speed unused."""
+  native = bool(info.flags & {"avx512_bf16", "amx_bf16"})
+  if precision == "bfloat16" and not native:
+    return ("this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX): "
+            "TF emulates them, and --precision=bfloat16 runs several times "
+            "slower than float32 (0.14x measured on AVX2).")
+  if precision == "float32" and "amx_bf16" in info.flags:
+    return ("this CPU has AMX: --precision=bfloat16 updated the network "
+            "1.4x (shallow) to 2.2x (deep) as fast as float32 on such a CPU "
+            "(docs/benchmarks.md; learning parity in docs/results.md).")
+  return None
+
+
 def read_cpu_info(path: str = "/proc/cpuinfo") -> CpuInfo:
   """This machine's `CpuInfo` (model "unknown" where the file is missing)."""
   model, flags = "unknown", frozenset()

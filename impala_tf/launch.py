@@ -356,6 +356,10 @@ def _run_learner_role(exp, port: int, num_actors: int):
 
   capacity = _queue_capacity(exp, num_actors)
   _log(f"Learner on {cpu_line}.")
+  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  note = cpu.precision_note(exp.config.precision, cpu.read_cpu_info())
+  if note:
+    _log(f"Precision {exp.config.precision}: {note}")
   server = server_lib.LearnerServer.start(port)
   _log(f"Learner: TF server on port {port}; {exp.suite} "
        f"{','.join(exp.levels)}; {exp.config.torso} network; batch "

@@ -40,6 +40,19 @@ def test_cpu_description_names_model_extensions_and_cores(tmp_path):
   assert cpu.read_cpu_info(str(tmp_path / "missing")).model == "unknown"
 
 
+def test_the_learner_is_told_when_precision_and_cpu_do_not_match(tmp_path):
+  epyc, xeon = _info(tmp_path, _EPYC), _info(tmp_path, _SAPPHIRE_RAPIDS)
+  avx512_bf16 = _info(tmp_path, _SAPPHIRE_RAPIDS.replace(
+      " amx_tile amx_bf16", ""))
+  assert "emulates" in cpu.precision_note("bfloat16", epyc)
+  assert "--precision=bfloat16" in cpu.precision_note("float32", xeon)
+  # Where the choice suits the CPU, nothing is said.
+  assert cpu.precision_note("float32", epyc) is None
+  assert cpu.precision_note("bfloat16", xeon) is None
+  assert cpu.precision_note("bfloat16", avx512_bf16) is None
+  assert cpu.precision_note("float32", avx512_bf16) is None
+
+
 @pytest.fixture
 def clean_env(monkeypatch):
   monkeypatch.delenv(cpu.ONEDNN_ENV, raising=False)
