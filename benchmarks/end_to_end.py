@@ -16,8 +16,11 @@ queue fill, share of time the learner waited for data, mean policy lag
 in updates) and samples, every
 second, the peak resident memory (VmHWM) of every process and the whole
 run's proportional memory (PSS, summed over the launcher, the learner and
-the actors; shared pages counted once), printing its peak. Frames are 4 per
-agent step.
+the actors; shared pages counted once), printing its peak and, at that
+peak, each role's PSS and private (anonymous) memory. PSS divides shared
+pages among every process that maps them, so other TF processes on the
+machine lower it: measure memory with nothing else running. Frames are 4
+per agent step.
 Prints medians; the machine is shared and noisy, so compare ratios.
 
 With several `--onednn` settings (e.g. `auto,off`) or `--precision`
@@ -131,11 +134,26 @@ def _status_kib(path, field):
     return None
 
 
-def run_pss_mib(marker):
-  """The run's proportional set size now: PSS summed over its processes."""
-  values = (_status_kib(f"/proc/{pid}/smaps_rollup", "Pss")
-            for pid in _run_processes(marker))
-  return sum(v for v in values if v is not None) / 1024
+def _role(cmdline):
+  return ("learner" if "--job=learner" in cmdline else
+          "actor" if "--job=actor" in cmdline else "launcher")
+
+
+def run_memory_mib(marker):
+  """{role: [PSS, private anonymous]} MiB summed over the run's processes
+  of each role now; the run's PSS is the sum of the PSS column (shared
+  pages, the libraries above all, are divided among the processes that map
+  them, so other TF processes on the machine lower it)."""
+  roles = {}
+  for pid, cmdline in _run_processes(marker).items():
+    pss = _status_kib(f"/proc/{pid}/smaps_rollup", "Pss")
+    anon = _status_kib(f"/proc/{pid}/smaps_rollup", "Anonymous")
+    if pss is None or anon is None:
+      continue
+    totals = roles.setdefault(_role(cmdline), [0.0, 0.0])
+    totals[0] += pss / 1024
+    totals[1] += anon / 1024
+  return roles
 
 
 def peak_rss_by_role(marker):
@@ -145,9 +163,7 @@ def peak_rss_by_role(marker):
     hwm = _status_kib(f"/proc/{pid}/status", "VmHWM")
     if hwm is None:
       continue
-    role = ("learner" if "--job=learner" in cmdline else
-            "actor" if "--job=actor" in cmdline else "launcher")
-    roles.setdefault(role, []).append(hwm / 1024)
+    roles.setdefault(_role(cmdline), []).append(hwm / 1024)
   return roles
 
 
@@ -172,12 +188,17 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   pattern = re.compile(r"^frames [\d,]+ \| ([\d,]+) f/s .* queue (\d+)% \| "
                        r"learner waits (\d+)% \| lag ([\d.]+) \(max (\d+)\)")
   peaks = {}
+  breakdown = {}  # By role, at the whole run's peak PSS.
 
   def sample_memory():
     for role, values in peak_rss_by_role(logdir).items():
       peaks[role] = max([peaks.get(role, 0.0)] + values)
-    peaks["whole run PSS"] = max(peaks.get("whole run PSS", 0.0),
-                                 run_pss_mib(logdir))
+    roles = run_memory_mib(logdir)
+    whole = sum(pss for pss, _ in roles.values())
+    if whole > peaks.get("whole run PSS", 0.0):
+      peaks["whole run PSS"] = whole
+      breakdown.clear()
+      breakdown.update(roles)
 
   # Start the clock at the first progress line (after TF start-up).
   deadline = time.monotonic() + 180
@@ -204,7 +225,7 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   wait = statistics.median(int(m.group(3)) for m in measured)
   peaks["lag"] = statistics.median(float(m.group(4)) for m in measured)
   peaks["max lag"] = max(int(m.group(5)) for m in measured)
-  return fps, fill, wait, peaks
+  return fps, fill, wait, peaks, breakdown
 
 
 def _is_env(word):
@@ -306,6 +327,12 @@ def main():
       print("  peak resident memory: " + ", ".join(
           f"{role} {value:,.0f} MiB" for role, value in
           sorted(peaks.items())))
+      # The run whose whole-run PSS peaked highest, split by role.
+      top = max(runs[setting], key=lambda r: sum(
+          pss for pss, _ in r[4].values()))
+      print("  at the whole run's PSS peak: " + ", ".join(
+          f"{role}s PSS {pss:,.0f} MiB (private {anon:,.0f})"
+          for role, (pss, anon) in sorted(top[4].items())))
       if args.skip_ceilings:
         continue
       envs = env_ceiling(args.num_actors * args.envs_per_actor,
