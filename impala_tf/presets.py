@@ -309,6 +309,7 @@ CATCH = ATARI.replace(
     learning_rate=1e-2,        # [ours]
     frames_per_step=1,         # [ours] Catch has no action repeat.
     total_frames=128_000,      # [ours] 200 updates; solved in about 100.
+    learner_microbatch_size=0,  # [ours] small frames: nothing to save.
 )
 
 PRESETS = {"atari": ATARI, "atari_multitask": ATARI_MULTITASK,
