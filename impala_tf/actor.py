@@ -76,8 +76,11 @@ class Actor:
   def _policy_step(self, prev_action, reward, done, observation, state,
                    channels_first=False):
     inputs = networks.AgentInput(prev_action, reward, done, observation)
-    outputs, new_state = self.network(inputs, state,
-                                      frames_channels_first=channels_first)
+    # Only a channels-first frame needs the network's keyword, so a
+    # network without it (a stand-in, a user's own) still takes
+    # channels-last frames.
+    extra = {"frames_channels_first": True} if channels_first else {}
+    outputs, new_state = self.network(inputs, state, **extra)
     seeds = self._rng.make_seeds(1)[:, 0]
     action = tf.random.stateless_categorical(outputs.policy_logits, 1,
                                              seed=seeds, dtype=tf.int32)[:, 0]
