@@ -123,15 +123,22 @@ def _run_processes(marker):
   return found
 
 
-def _status_kib(path, field):
-  """The kB figure of `field` in a /proc status-like file (None if the
-  process ended)."""
+def _status_kib(path, *fields):
+  """The kB figures of `fields` in a /proc status-like file, read in one
+  pass (one figure alone, a tuple for several; None if the process ended)."""
   try:
     with open(path) as f:
-      return next(int(line.split()[1]) for line in f
-                  if line.startswith(field + ":"))
-  except (OSError, StopIteration):
+      found = {}
+      for line in f:
+        name = line.split(":", 1)[0]
+        if name in fields:
+          found[name] = int(line.split()[1])
+  except OSError:
     return None
+  if len(found) < len(fields):
+    return None
+  values = tuple(found[field] for field in fields)
+  return values[0] if len(values) == 1 else values
 
 
 def _role(cmdline):
@@ -146,10 +153,10 @@ def run_memory_mib(marker):
   them, so other TF processes on the machine lower it)."""
   roles = {}
   for pid, cmdline in _run_processes(marker).items():
-    pss = _status_kib(f"/proc/{pid}/smaps_rollup", "Pss")
-    anon = _status_kib(f"/proc/{pid}/smaps_rollup", "Anonymous")
-    if pss is None or anon is None:
+    memory = _status_kib(f"/proc/{pid}/smaps_rollup", "Pss", "Anonymous")
+    if memory is None:
       continue
+    pss, anon = memory
     totals = roles.setdefault(_role(cmdline), [0.0, 0.0])
     totals[0] += pss / 1024
     totals[1] += anon / 1024
