@@ -287,7 +287,7 @@ def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
   first = Launch(tmp_path, *flags)
   try:
     # Train until the policy is good, then stop it as a cluster would.
-    first.wait_for(r"return (0\.[5-9]\d|1\.00) ", timeout_s=240)
+    first.wait_for(r"return (0\.[8-9]\d|1\.00) ", timeout_s=240)
     first.proc.send_signal(signal.SIGTERM)
     first.finish(timeout_s=60)
   finally:
@@ -309,9 +309,12 @@ def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
   progress = [(int(m.group(1).replace(",", "")), float(m.group(2)))
               for m in progress if m and m.group(2) != "nan"]
   # The frame count continues from the checkpoint, and the restored policy
-  # plays well from its first episodes (random play scores about -0.6).
+  # plays well from its first episodes: it was stopped at 0.8 or more over
+  # 100 episodes, random play scores about -0.6, and the first figure is
+  # over some 64 episodes (a standard error near 0.08), so 0.3 is far from
+  # both.
   assert progress[0][0] > saved_frames
-  assert progress[0][1] >= 0.5, second.output
+  assert progress[0][1] >= 0.3, second.output
   final = second.result()
   assert final["status"] == "completed" and final["num_frames"] >= 100000
   # A learner and two actor processes learn Catch, then every process
