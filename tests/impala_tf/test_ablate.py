@@ -40,6 +40,19 @@ def test_table2_names_the_papers_five_tasks_with_the_single_task_preset():
       "seekavoid_arena_01")
 
 
+def test_a_run_that_fails_is_reported_with_its_last_line(tmp_path):
+  (point,) = ablate.grid(["catch"], [False], [0], ["vtrace"], seeds=1)
+  fail = [sys.executable, "-c",
+          "print('starting'); print('impala_tf.launch: error: too few "
+          "environments'); raise SystemExit(2)"]
+  notes = []
+  ablate.run_grid([point], {point: fail}, parallel=1, output=str(tmp_path),
+                  log=notes.append)
+  assert notes[-2].startswith("[1/1] catch/replay_off-lag_0-vtrace-seed_0: "
+                              "no result (exit 2)")
+  assert notes[-1] == "    impala_tf.launch: error: too few environments"
+
+
 @pytest.mark.slow
 def test_a_small_grid_runs_resumes_and_writes_table_2(tmp_path):
   args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
