@@ -9,9 +9,11 @@ Every grid point (level × replay × policy lag × variant × seed) is a normal
 run of `python -m impala_tf.launch` in its own run directory under DIR, with
 `--correction` (Sec. 5.2.2), `--replay_capacity` (Table D.3; 0 when off),
 `--policy_lag` (App. E.1) and `--seed` set; every other flag given here goes
-to every run. `--parallel=K` runs K at once. The grid can be interrupted and
-started again with the same command: finished runs (completed, or diverged)
-are never redone, the others resume from their checkpoints.
+to every run. `--parallel=K` runs K at once. The grid can be interrupted
+(Ctrl-C or SIGTERM to the runner stops the runs under way, each with a
+checkpoint) and started again with the same command: finished runs
+(completed, or diverged) are never redone, the others resume from their
+checkpoints.
 
 At the end it writes DIR/table.md and DIR/table.csv shaped like the paper's
 Table 2 (rows: replay × policy lag × variant; columns: levels; cells: the
@@ -29,6 +31,7 @@ import io
 import itertools
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,9 +110,15 @@ def status(output: str, point: GridPoint) -> Optional[dict]:
 
 
 def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
-             output: str, log=print) -> None:
+             output: str, log=print, stop_grace_s: float = 300.0) -> None:
   """Runs every unfinished point, `parallel` at a time; each run's output
-  goes to its run directory's `output.log`."""
+  goes to its run directory's `output.log`.
+
+  SIGTERM or SIGINT stops the grid cleanly: the runs under way get SIGTERM
+  (each saves a checkpoint and ends as "stopped"; any still running after
+  `stop_grace_s` is killed), nothing new starts, and `GridStopped` is
+  raised. The same command later resumes them.
+  """
   todo = [p for p in points
           if (status(output, p) or {}).get("status") not in _FINISHED]
   done = len(points) - len(todo)
@@ -117,17 +126,63 @@ def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
     log(f"{done} of {len(points)} runs already finished; running the other "
         f"{len(todo)}.")
   running: dict[GridPoint, tuple] = {}
-  while todo or running:
+  signals = []
+  previous = {sig: signal.signal(sig, lambda sig, _: signals.append(sig))
+              for sig in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    _run(todo, running, commands, parallel, output, log, len(points), done,
+         signals)
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+  if signals:
+    _stop(running, output, log, stop_grace_s)
+    raise GridStopped(
+        f"Stopped by {signal.Signals(signals[0]).name}: {len(running)} "
+        f"run(s) interrupted, {len(todo)} not started; the same command "
+        "resumes the grid.")
+
+
+class GridStopped(Exception):
+  """The grid was stopped by a signal; its runs resume with the same
+  command."""
+
+
+def _stop(running: dict, output: str, log, grace_s: float) -> None:
+  for point, (proc, _) in running.items():
+    if proc.poll() is None:
+      proc.send_signal(signal.SIGTERM)
+  deadline = time.time() + grace_s
+  for point, (proc, _) in running.items():
+    try:
+      proc.wait(timeout=max(0.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
+      log(f"    {point.name}: still running {grace_s:.0f} s after SIGTERM; "
+          "killed (it resumes from its last checkpoint).")
+      continue
+    result = status(output, point) or {}
+    log(f"    {point.name}: {result.get('status', 'no result')} at "
+        f"{result.get('num_frames', 0):,} frames (exit {proc.returncode})")
+
+
+def _run(todo, running, commands, parallel, output, log, total, done,
+         signals):
+  while (todo or running) and not signals:
     while todo and len(running) < parallel:
       point = todo.pop(0)
       directory = os.path.join(output, point.name)
       os.makedirs(directory, exist_ok=True)
       out = open(os.path.join(directory, "output.log"), "ab")
+      # Its own session: a Ctrl-C at the terminal reaches the runner, which
+      # stops the runs itself (so a SIGTERM to the runner alone does too).
       proc = subprocess.Popen(commands[point], stdout=out,
-                              stderr=subprocess.STDOUT)
+                              stderr=subprocess.STDOUT,
+                              start_new_session=True)
       out.close()
       running[point] = (proc, time.time())
-      log(f"[{done + len(running)}/{len(points)}] {point.name}: started")
+      log(f"[{done + len(running)}/{total}] {point.name}: started")
     time.sleep(1.0)
     for point, (proc, started) in list(running.items()):
       code = proc.poll()
@@ -136,7 +191,7 @@ def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
       del running[point]
       done += 1
       result = status(output, point) or {}
-      log(f"[{done}/{len(points)}] {point.name}: {result.get('status', 'no result')}"
+      log(f"[{done}/{total}] {point.name}: {result.get('status', 'no result')}"
           f" (exit {code}), return {result.get('mean_return', math.nan):.2f}, "
           f"{(time.time() - started) / 60:.0f} min")
       if code:
@@ -343,8 +398,12 @@ def main(argv):
   os.makedirs(FLAGS.output, exist_ok=True)
   print(f"Ablation grid: {len(points)} runs of {FLAGS.total_frames:,} frames "
         f"in {FLAGS.output}, {FLAGS.parallel} at a time.", flush=True)
-  run_grid(points, commands, FLAGS.parallel, FLAGS.output,
-           log=lambda line: print(line, flush=True))
+  try:
+    run_grid(points, commands, FLAGS.parallel, FLAGS.output,
+             log=lambda line: print(line, flush=True))
+  except GridStopped as e:
+    print(e, flush=True)
+    return 1
   # The runner's own TF work (summaries): its CPU kernels decided first.
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
   from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top

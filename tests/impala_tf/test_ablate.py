@@ -3,8 +3,12 @@ the paper's Table 2."""
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -51,6 +55,52 @@ def test_a_run_that_fails_is_reported_with_its_last_line(tmp_path):
   assert notes[-2].startswith("[1/1] catch/replay_off-lag_0-vtrace-seed_0: "
                               "no result (exit 2)")
   assert notes[-1] == "    impala_tf.launch: error: too few environments"
+
+
+_STOPPABLE = """
+import json, os, signal, sys, time
+logdir = sys.argv[1]
+def stop(*_):
+  with open(os.path.join(logdir, "result.json"), "w") as f:
+    json.dump({"status": "stopped", "num_frames": 1234}, f)
+  print("got SIGTERM", flush=True)
+  raise SystemExit(0)
+signal.signal(signal.SIGTERM, stop if logdir.endswith("seed_0")
+              else signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_signal_stops_the_runs_under_way_and_starts_no_more(tmp_path):
+  points = ablate.grid(["catch"], [False], [None], ["vtrace"], seeds=3)
+  commands = {p: [sys.executable, "-c", _STOPPABLE, str(tmp_path / p.name)]
+              for p in points}
+  logs = [tmp_path / p.name / "output.log" for p in points]
+
+  def signal_when_both_run():
+    while not all(f.exists() and b"ready" in f.read_bytes() for f in logs[:2]):
+      time.sleep(0.1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  threading.Thread(target=signal_when_both_run, daemon=True).start()
+  notes = []
+  with pytest.raises(ablate.GridStopped) as stopped:
+    ablate.run_grid(points, commands, parallel=2, output=str(tmp_path),
+                    log=notes.append, stop_grace_s=3)
+  assert str(stopped.value) == (
+      "Stopped by SIGTERM: 2 run(s) interrupted, 1 not started; the same "
+      "command resumes the grid.")
+  # The first run stopped as asked; the second ignored SIGTERM and was
+  # killed after the grace period; the third never started.
+  assert "got SIGTERM" in logs[0].read_text()
+  assert ("    catch/replay_off-lag_none-vtrace-seed_0: stopped at 1,234 "
+          "frames (exit 0)") in notes
+  assert ("    catch/replay_off-lag_none-vtrace-seed_1: still running 3 s "
+          "after SIGTERM; killed (it resumes from its last checkpoint)."
+          ) in notes
+  assert not logs[2].exists()
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 @pytest.mark.slow
