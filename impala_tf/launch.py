@@ -507,6 +507,15 @@ MALLOC_ARENA_MAX_ENV = "MALLOC_ARENA_MAX"
 MALLOC_ARENAS = "2"
 
 
+# [ours] How long the learner may take to stop after SIGTERM (Ctrl-C): it
+# finishes the update under way (the first one compiles it), saves a
+# checkpoint and exports the policy. On a busy 2-core machine that took
+# more than the supervisor's default 5 s, and the learner was killed
+# before its last checkpoint. Actors keep the default: they only stop
+# stepping.
+LEARNER_STOP_GRACE_S = 60.0
+
+
 def _run_local(exp, num_actors: int, argv):
   # Children only: glibc reads it once, when a process starts. A user's
   # setting wins.
@@ -523,7 +532,9 @@ def _run_local(exp, num_actors: int, argv):
       isolation.private_network_available()):
     # The same launch again, inside a network namespace with only loopback.
     supervisor = processes.Supervisor(log=_log)
-    supervisor.start("launcher", isolation.isolated_argv(this))
+    # Longer than the learner's inside, so the inner launcher decides.
+    supervisor.start("launcher", isolation.isolated_argv(this),
+                     grace_s=LEARNER_STOP_GRACE_S + 10)
     outcome = supervisor.run_until("launcher")
     return _exit_code(outcome)
 
@@ -535,7 +546,8 @@ def _run_local(exp, num_actors: int, argv):
   port = server_lib.free_port()
   if not isolation.is_isolated():
     _log(isolation.exposure_warning(port))
-  supervisor.start("learner", this + ["--job=learner", f"--port={port}"])
+  supervisor.start("learner", this + ["--job=learner", f"--port={port}"],
+                   grace_s=LEARNER_STOP_GRACE_S)
   for task in range(num_actors):
     supervisor.start(f"actor_{task}", this + [
         "--job=actor", f"--task={task}",

@@ -55,6 +55,7 @@ class _Child:
   argv: list[str]
   env: dict[str, str] | None
   restart: bool
+  grace_s: float | None = None  # None: the supervisor's.
   popen: subprocess.Popen | None = None
   started_at: float = 0.0
   restarts: int = 0
@@ -108,16 +109,18 @@ class Supervisor:
   # ------------------------------------------------------------- children
 
   def start(self, name: str, argv: Sequence[str], *, restart: bool = False,
-            env: Mapping[str, str] | None = None) -> int:
+            env: Mapping[str, str] | None = None,
+            grace_s: float | None = None) -> int:
     """Starts ``argv`` as child ``name``; returns its pid. With
     ``restart=True`` it is restarted (with backoff) whenever it exits while
-    the supervisor runs (``poll``/``run_until``)."""
+    the supervisor runs (``poll``/``run_until``). ``grace_s``: how long it
+    may take to stop after SIGTERM (default: the supervisor's)."""
     if name in self._children and self._alive(self._children[name]):
       raise ValueError(f"a child named {name!r} is already running")
     if not argv:
       raise ValueError(f"child {name!r}: empty command line")
     child = _Child(name, list(argv), dict(env) if env is not None else None,
-                   restart, backoff_s=self.restart_backoff_s)
+                   restart, grace_s=grace_s, backoff_s=self.restart_backoff_s)
     self._children[name] = child
     self._spawn(child)
     return child.popen.pid
@@ -248,20 +251,22 @@ class Supervisor:
 
   def terminate_all(self) -> dict[str, int]:
     """SIGTERM to every child's process group, SIGKILL to those still alive
-    after ``grace_s``. Returns {name: exit code}."""
+    after their grace period. Returns {name: exit code}."""
     for child in self._children.values():
       child.restart = False
       child.restart_at = None
     running = [c for c in self._children.values() if self._alive(c)]
     for child in running:
       _signal_group(child.popen.pid, signal.SIGTERM)
-    deadline = time.monotonic() + self.grace_s
+    signalled = time.monotonic()
     for child in running:
+      grace_s = self.grace_s if child.grace_s is None else child.grace_s
       try:
-        child.popen.wait(timeout=max(deadline - time.monotonic(), 0))
+        child.popen.wait(
+            timeout=max(signalled + grace_s - time.monotonic(), 0))
       except subprocess.TimeoutExpired:
         self._log(f"supervisor: {child.name} (pid {child.popen.pid}) ignored "
-                  f"SIGTERM for {self.grace_s:.0f}s; killing it")
+                  f"SIGTERM for {grace_s:.0f}s; killing it")
     for child in running:
       # SIGKILL the group even when the leader exited: helpers it started in
       # its group may still run.

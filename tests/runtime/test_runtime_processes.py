@@ -116,6 +116,41 @@ def test_runtime_supervisor_rejects_duplicate_and_empty_children():
   assert codes == {"a": -signal.SIGTERM}
 
 
+_SLOW_TO_STOP = ("import signal, sys, time\n"
+                 "def stop(*_):\n"
+                 "  time.sleep(2)\n"
+                 "  sys.exit(0)\n"
+                 "signal.signal(signal.SIGTERM, stop)\n"
+                 "print('ready', flush=True)\n"
+                 "time.sleep(120)\n")
+_IGNORES_SIGTERM = ("import signal, time; "
+                    "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                    "print('ready', flush=True); time.sleep(120)")
+
+
+def test_runtime_a_child_may_have_a_longer_grace_period(tmp_path):
+  # A learner needs longer to stop (an update, a checkpoint, an export) than
+  # the default grace allows; the other children keep the default.
+  logs = []
+  sup = processes.Supervisor(grace_s=1, logdir=tmp_path, log=logs.append)
+  sup.start("slow", [sys.executable, "-c", _SLOW_TO_STOP], grace_s=30)
+  sup.start("stubborn", [sys.executable, "-c", _IGNORES_SIGTERM])
+  deadline = time.monotonic() + 20
+  while not all((tmp_path / f"{name}.log").exists() and
+                b"ready" in (tmp_path / f"{name}.log").read_bytes()
+                for name in ("slow", "stubborn")):
+    assert time.monotonic() < deadline, "children never started"
+    time.sleep(0.05)
+  stubborn = sup.pid("stubborn")
+  codes = sup.terminate_all()
+  # The slow child took 2 s, more than the default 1 s, and exited by
+  # itself; the one that ignores SIGTERM was killed after the default.
+  assert codes == {"slow": 0, "stubborn": -signal.SIGKILL}
+  assert [line for line in logs if "ignored SIGTERM" in line] == [
+      f"supervisor: stubborn (pid {stubborn}) ignored SIGTERM for 1s; "
+      "killing it"]
+
+
 _SERVE = """
 import os, socket, sys
 srv = socket.socket()
