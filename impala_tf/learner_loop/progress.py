@@ -62,9 +62,11 @@ class ProgressReporter(base.LoopPart):
     if not self._lags:
       # A heartbeat: the run is alive, and says why nothing arrives.
       waited = now - loop.last_batch_time
+      # In the order of the keys, not of which part spoke first (a busy
+      # machine reordered "no actor heard from yet" and the restarts).
       loop.log(f"waiting for actors: no trajectory for {waited:.0f} s"
-               + "".join(f"; {text}" for text in loop.status.values()
-                         if text))
+               + "".join(f"; {loop.status[key]}"
+                         for key in sorted(loop.status) if loop.status[key]))
       self._last = (now, last_frames, last_updates, last_wait)
       return
     frames, updates = loop.num_frames, loop.num_updates

@@ -102,3 +102,29 @@ def _collapsed(values):
 def test_the_window_is_three_progress_lines_and_at_least_ten_seconds():
   assert actor_count.ActorCount.for_interval(1.0).window_s == 10
   assert actor_count.ActorCount.for_interval(5.0).window_s == 15
+
+
+def test_the_heartbeat_reads_the_same_whichever_part_spoke_first(tmp_path):
+  # On a busy machine the supervisor's restart status can reach the loop
+  # before the actor count does; the waiting line keeps one order.
+  from impala_tf.learner_loop import actors  # pylint: disable=g-import-not-at-top
+  from impala_tf.learner_loop import progress  # pylint: disable=g-import-not-at-top
+  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  (tmp_path / run_dir.ACTORS_STATUS_FILE).write_text(
+      '{"restarts": 1, "restarting": ["actor_1"], '
+      '"last_error": "InjectedFault: fault injected at \'actor\'"}')
+  loop = _Loop()
+  loop.start_time = loop.last_batch_time = 0.0
+  loop.num_frames = loop.num_updates = 0
+  loop.wait_s = 0.0
+  actors.ActorHealth(str(tmp_path)).tick(loop, 0.5)
+  actor_count.ActorCount(window_s=10).tick(loop, 0.5)
+  assert list(loop.status) == ["actors", "actor_count"]
+  reporter = progress.ProgressReporter(queue_capacity=8, interval_s=1.0)
+  reporter.start(loop)
+  reporter.tick(loop, 3.0)
+  assert loop.lines == [
+      "waiting for actors: no trajectory for 3 s; no actor heard from yet; "
+      "1 actor(s) restarting (actor_1), last error: InjectedFault: fault "
+      "injected at 'actor'"]
+  assert loop.counters == {"actor_restarts": 1, "actors": 0}
