@@ -125,7 +125,7 @@ def _run_processes(marker):
 
 def _status_kib(path, *fields):
   """The kB figures of `fields` in a /proc status-like file, read in one
-  pass (one figure alone, a tuple for several; None if the process ended)."""
+  pass, as a tuple (None if the process ended)."""
   try:
     with open(path) as f:
       found = {}
@@ -137,8 +137,7 @@ def _status_kib(path, *fields):
     return None
   if len(found) < len(fields):
     return None
-  values = tuple(found[field] for field in fields)
-  return values[0] if len(values) == 1 else values
+  return tuple(found[field] for field in fields)
 
 
 def _role(cmdline):
@@ -170,7 +169,7 @@ def peak_rss_by_role(marker):
     hwm = _status_kib(f"/proc/{pid}/status", "VmHWM")
     if hwm is None:
       continue
-    roles.setdefault(_role(cmdline), []).append(hwm / 1024)
+    roles.setdefault(_role(cmdline), []).append(hwm[0] / 1024)
   return roles
 
 

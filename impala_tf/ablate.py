@@ -42,6 +42,8 @@ from absl import flags
 
 import numpy as np
 
+from impala_tf.runtime import processes
+
 FLAGS = flags.FLAGS
 _FINISHED = ("completed", "diverged")
 
@@ -195,16 +197,9 @@ def _run(todo, running, commands, parallel, output, log, total, done,
           f" (exit {code}), return {result.get('mean_return', math.nan):.2f}, "
           f"{(time.time() - started) / 60:.0f} min")
       if code:
-        log(f"    {_last_line(os.path.join(output, point.name, 'output.log'))}")
-
-
-def _last_line(path: str) -> str:
-  """The last non-empty line a run printed (its error, when it failed)."""
-  with open(path, "rb") as f:
-    f.seek(0, os.SEEK_END)
-    f.seek(max(0, f.tell() - 4096))
-    lines = f.read().decode("utf-8", "replace").strip().splitlines()
-  return lines[-1] if lines else f"(nothing in {path})"
+        # The run's last line: its error, when it failed.
+        path = os.path.join(output, point.name, "output.log")
+        log(f"    {processes.last_line(path) or f'(nothing in {path})'}")
 
 
 def summarize(points: Sequence[GridPoint], output: str) -> dict:

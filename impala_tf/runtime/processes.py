@@ -168,7 +168,7 @@ class Supervisor:
       child.reader.join(timeout=2.0)  # The rest of its stderr.
     line = child.last_error
     if self._logdir is not None:
-      line = _last_line(os.path.join(self._logdir, f"{child.name}.log"))
+      line = last_line(os.path.join(self._logdir, f"{child.name}.log"))
     line = line[len(_ERROR_PREFIX):] if line.startswith(_ERROR_PREFIX) else line
     return line or f"exit {_describe(code)}"
 
@@ -311,7 +311,7 @@ def _signal_group(pgid: int, sig: int):
     pass  # The whole group is gone already: that is what we wanted.
 
 
-def _last_line(path: str) -> str:
+def last_line(path: str) -> str:
   """The last non-empty line of a text file ("" if none)."""
   try:
     with open(path, "rb") as f:
