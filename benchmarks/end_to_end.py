@@ -15,8 +15,9 @@ default local mode) for `--seconds`, reads its progress lines (frames/s,
 queue fill, share of time the learner waited for data, mean policy lag
 in updates) and samples, every
 second, the peak resident memory (VmHWM) of every process and the whole
-run's proportional memory (PSS, summed over the launcher, the learner and
-the actors; shared pages counted once), printing its peak and, at that
+run's proportional memory (PSS, summed over the launcher, the template
+the others are forked from, the learner and the actors; shared pages
+counted once), printing its peak and, at that
 peak, each role's PSS and private (anonymous) memory. PSS divides shared
 pages among every process that maps them, so other TF processes on the
 machine lower it: measure memory with nothing else running. Frames are 4
@@ -107,7 +108,8 @@ def learner_ceiling(exp, seconds):
 
 
 def _run_processes(marker):
-  """{pid: command line} of the launcher processes whose command line
+  """{pid: command line} of the run's processes (the launcher's and the
+  template the learner and actors are forked from) whose command line
   contains marker."""
   found = {}
   for entry in os.listdir("/proc"):
@@ -118,7 +120,8 @@ def _run_processes(marker):
         cmdline = f.read().decode(errors="replace")
     except OSError:
       continue  # The process ended.
-    if marker in cmdline and "impala_tf.launch" in cmdline:
+    if marker in cmdline and ("impala_tf.launch" in cmdline or
+                              "impala_tf.runtime.template" in cmdline):
       found[entry] = cmdline
   return found
 
@@ -142,7 +145,9 @@ def _status_kib(path, *fields):
 
 def _role(cmdline):
   return ("learner" if "--job=learner" in cmdline else
-          "actor" if "--job=actor" in cmdline else "launcher")
+          "actor" if "--job=actor" in cmdline else
+          "template" if "impala_tf.runtime.template" in cmdline else
+          "launcher")
 
 
 def run_memory_mib(marker):

@@ -19,12 +19,17 @@ by default), restarting them again would not help; ``run_until`` then
 stops every child and reports that cause. With a ``status_path``, the
 restarts, the children waiting to restart and the last cause are written
 there (JSON) whenever they change, for the learner to show.
+
+Forked children: with a ``template`` (`template.Template`), a child whose
+command is ``python -m module ...`` is forked from the template instead of
+started afresh, and shares the memory of what the template imported (TF);
+it gets the same process group, streams and restarts, and
+``PR_SET_PDEATHSIG`` towards the template, which dies with the launcher.
 """
 
 from __future__ import annotations
 
 import collections
-import ctypes
 import dataclasses
 import json
 import os
@@ -35,18 +40,7 @@ import threading
 import time
 from typing import Callable, Mapping, NamedTuple, Sequence
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _child_setup(parent_pid: int):
-  """Runs in the child between fork and exec."""
-  libc = ctypes.CDLL(None, use_errno=True)
-  if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-    os._exit(127)  # pylint: disable=protected-access
-  # The launcher may have died between fork and prctl; then nobody would
-  # kill us, so do not start at all.
-  if os.getppid() != parent_pid:
-    os._exit(127)  # pylint: disable=protected-access
+from impala_tf.runtime import template as template_lib
 
 
 @dataclasses.dataclass
@@ -56,7 +50,7 @@ class _Child:
   env: dict[str, str] | None
   restart: bool
   grace_s: float | None = None  # None: the supervisor's.
-  popen: subprocess.Popen | None = None
+  popen: subprocess.Popen | template_lib.ForkedChild | None = None
   started_at: float = 0.0
   restarts: int = 0
   backoff_s: float = 0.0
@@ -91,8 +85,10 @@ class Supervisor:
                stable_after_s: float = 60.0,
                crash_loop_count: int = 5, crash_loop_window_s: float = 300.0,
                status_path: str | None = None,
+               template: template_lib.Template | None = None,
                log: Callable[[str], None] = print):
     self._children: dict[str, _Child] = {}
+    self._template = template
     self._logdir = os.fspath(logdir) if logdir is not None else None
     self.grace_s = grace_s
     self.restart_backoff_s = restart_backoff_s
@@ -130,13 +126,15 @@ class Supervisor:
     if self._logdir is not None:
       os.makedirs(self._logdir, exist_ok=True)
       out = open(os.path.join(self._logdir, f"{child.name}.log"), "ab")
-    parent = os.getpid()
     try:
-      child.popen = subprocess.Popen(
-          child.argv, env=child.env, stdin=subprocess.DEVNULL,
-          stdout=out, stderr=subprocess.STDOUT if out else subprocess.PIPE,
-          start_new_session=True,
-          preexec_fn=lambda: _child_setup(parent))
+      child.popen = self._fork(child, out)
+      if child.popen is None:
+        parent = os.getpid()
+        child.popen = subprocess.Popen(
+            child.argv, env=child.env, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT if out else subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=lambda: template_lib.die_with_parent(parent))
     finally:
       if out is not None:
         out.close()  # The child holds its own descriptor.
@@ -149,6 +147,36 @@ class Supervisor:
           target=self._forward_stderr, args=(child, child.popen.stderr),
           daemon=True, name=f"stderr-{child.name}")
       child.reader.start()
+
+  def _fork(self, child: _Child, out) -> template_lib.ForkedChild | None:
+    """Forks the child from the template when it can (`python -m` commands
+    whose start-up variables match the template's); else None."""
+    if self._template is None or not self._template.accepts(child.argv):
+      return None
+    env = os.environ if child.env is None else child.env
+    if (template_lib.fixed_at_start(env) !=
+        template_lib.fixed_at_start(self._template.env)):
+      return None
+    read_end = None
+    if out is not None:
+      stdout = stderr = out.fileno()
+    else:
+      stdout, (read_end, stderr) = 1, os.pipe()
+    try:
+      forked = self._template.start(child.argv, stdout=stdout, stderr=stderr,
+                                    env=env, name=child.name)
+    except template_lib.TemplateError as e:
+      self._log(f"supervisor: could not fork {child.name} from the template "
+                f"({e}); starting it afresh")
+      if read_end is not None:
+        os.close(read_end)
+      return None
+    finally:
+      if read_end is not None:
+        os.close(stderr)
+    if read_end is not None:
+      forked.stderr = os.fdopen(read_end, "rb")
+    return forked
 
   @staticmethod
   def _forward_stderr(child: _Child, stream):
