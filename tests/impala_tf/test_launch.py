@@ -102,17 +102,34 @@ def _run_cli(tmp_path, *flags, timeout_s=120):
       capture_output=True, text=True, timeout=timeout_s)
 
 
+def _parent(pid: int) -> int:
+  with open(f"/proc/{pid}/stat") as f:
+    return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_every_process_and_port_is_private(tmp_path, sig):
+@pytest.mark.parametrize("sig,fork", [(signal.SIGTERM, True),
+                                      (signal.SIGINT, True),
+                                      (signal.SIGTERM, False)])
+def test_signal_stops_every_process_and_port_is_private(tmp_path, sig, fork):
   launch = Launch(tmp_path, "--suite=catch", "--num_actors=2",
-                  "--total_frames=100000000")
+                  "--total_frames=100000000", f"--fork_children={fork}")
   try:
     port = int(launch.wait_for(r"TF server on port (\d+)",
                                timeout_s=150).group(1))
     launch.wait_for(r"Actor 1: connected", timeout_s=150)
     children = _processes_mentioning(launch.logdir)
     assert len(children) >= 3  # launcher(s), learner, two actors
+    roles = [p for p in children if "--job=" in " ".join(_cmdline(p))]
+    templates = [p for p in children
+                 if "impala_tf.runtime.template" in _cmdline(p)]
+    assert len(roles) == 3, [_cmdline(p) for p in children]
+    if fork:
+      # The learner and actors are forked from the one template.
+      assert len(templates) == 1
+      assert [_parent(p) for p in roles] == templates * 3
+    else:
+      assert templates == []
     if isolation.private_network_available():
       # The learner runs in its own network namespace: from here, outside
       # it, nothing listens on that port.
