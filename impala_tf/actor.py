@@ -51,6 +51,11 @@ class Actor:
                        f"({n}), got shape {self.level_ids.shape}.")
     self._rng = tf.random.Generator.from_seed(seed)
     self._policy = tf.function(self._policy_step)
+    # The policy step traced once per frame layout: calling the concrete
+    # function skips tf.function's per-call matching of the arguments to a
+    # trace (0.2 of 1.7 ms per step of 16 Pong environments,
+    # docs/benchmarks.md); an actor's shapes and dtypes never change.
+    self._traced: dict[bool, tf.types.experimental.ConcreteFunction] = {}
     # Only the observations the network reads travel to the learner.
     self._observation_names = ["frame"] + (
         ["instruction"] if network.use_instruction else [])
@@ -98,11 +103,16 @@ class Actor:
                           not observation["frame"].flags.c_contiguous)
     if use_channels_first:
       observation["frame"] = channels_first
-    action, logits, new_state = self._policy(
-        tf.constant(prev_action), tf.constant(env_output.reward),
-        tf.constant(env_output.done),
-        {k: tf.constant(v) for k, v in observation.items()},
-        state, channels_first=use_channels_first)
+    inputs = (tf.constant(prev_action), tf.constant(env_output.reward),
+              tf.constant(env_output.done),
+              {k: tf.constant(v) for k, v in observation.items()}, state)
+    policy = self._traced.get(use_channels_first)
+    if policy is None:
+      policy = self._policy.get_concrete_function(
+          *inputs, channels_first=use_channels_first)
+      self._traced[use_channels_first] = policy
+    action, logits, new_state = policy(
+        *inputs, channels_first=use_channels_first)
     action, logits = action.numpy(), logits.numpy()
     broken = ~np.isfinite(logits).all(axis=1)
     if broken.any():
