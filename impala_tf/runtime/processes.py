@@ -164,7 +164,7 @@ class Supervisor:
       stdout, (read_end, stderr) = 1, os.pipe()
     try:
       forked = self._template.start(child.argv, stdout=stdout, stderr=stderr,
-                                    env=env, name=child.name)
+                                    env=env)
     except template_lib.TemplateError as e:
       self._log(f"supervisor: could not fork {child.name} from the template "
                 f"({e}); starting it afresh")

@@ -24,7 +24,7 @@ children's parent away mid-stop) and dies with its owner. `start` returns a
 A forked child shows its own command in `/proc/PID/cmdline` (`ps`, tools
 that find a run's processes by their flags): the template is started with
 `COMMAND_LINE_ROOM` bytes of command line, which each child overwrites with
-its `argv` (cut to fit), and `/proc/PID/comm` (`top`) becomes its name.
+its `argv` (cut to fit).
 
 What a fresh process reads only when it starts comes from the template: the
 environment variables in `fixed_at_start` (glibc's `MALLOC_*`, `LD_*`,
@@ -56,7 +56,6 @@ import traceback
 from typing import Mapping, Sequence
 
 _PR_SET_PDEATHSIG = 1
-_PR_SET_NAME = 15
 _MADV_PAGEOUT = 21  # Linux 5.4.
 _MAX_MESSAGE = 1 << 20
 # Bytes of command line each forked child can show (module docstring).
@@ -159,10 +158,9 @@ class Template:
 
   def start(self, argv: Sequence[str], *, stdout: int | None = None,
             stderr: int | None = None, env: Mapping[str, str] | None = None,
-            cwd: str | None = None, name: str = "") -> ForkedChild:
+            cwd: str | None = None) -> ForkedChild:
     """Forks a child that runs `argv` (`python -m module args`); `stdout`
-    and `stderr` are file descriptors (default: this process's); `name`
-    becomes its `/proc/PID/comm` (cut to 15 bytes)."""
+    and `stderr` are file descriptors (default: this process's)."""
     if not self.accepts(argv):
       raise ValueError(f"the template forks `{sys.executable} -m module ...`"
                        f" commands, not {list(argv)!r}")
@@ -178,7 +176,7 @@ class Template:
       request_id = self._next_id
       self._next_id += 1
     request = dict(id=request_id, argv=list(argv), env=env,
-                   cwd=cwd or os.getcwd(), name=name)
+                   cwd=cwd or os.getcwd())
     fds = [1 if stdout is None else stdout, 2 if stderr is None else stderr]
     try:
       socket.send_fds(self._socket, [pickle.dumps(request)], fds)
@@ -382,8 +380,6 @@ def _become(sock: socket.socket, request: dict, fds: Sequence[int]):
       if fd > 2:
         os.close(fd)
     _set_command_line(request["argv"])
-    libc = ctypes.CDLL(None)
-    libc.prctl(_PR_SET_NAME, request["name"].encode()[:15], 0, 0, 0)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
