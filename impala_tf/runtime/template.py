@@ -338,7 +338,10 @@ def _serve(sock: socket.socket, imports: Sequence[str]):
       _become(sock, request, fds)
     # Also in the child (`_become`): whichever runs first, the child's
     # group exists before the owner hears of its pid.
-    os.setpgid(pid, pid)
+    try:
+      os.setpgid(pid, pid)
+    except (ProcessLookupError, PermissionError):
+      pass  # The child got there first (and may have exited since).
     for fd in fds:
       os.close(fd)
     sock.send(pickle.dumps(("started", request["id"], pid)))
