@@ -214,3 +214,24 @@ def test_the_supervisor_forks_restarts_and_stops_children(
 def _parent(pid: int) -> int:
   with open(f"/proc/{pid}/stat") as f:
     return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_runs_template_imports_builds_no_tf_runtime():
+  """What a local run's template imports (`impala_tf.preload`) must not
+  start TF's runtime: its thread pools would not survive the fork."""
+  probe = textwrap.dedent("""
+      import impala_tf.preload
+      from tensorflow.python.eager import context
+      print(context.context()._initialized)
+  """)
+  result = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["False"]
+  # The check itself: building anything (a constant) starts the runtime.
+  started = subprocess.run(
+      [sys.executable, "-c", probe.replace(
+          "from tensorflow", "import tensorflow as tf; tf.constant(1)\n"
+          "from tensorflow")],
+      capture_output=True, text=True, timeout=300)
+  assert started.stdout.split() == ["True"], started.stderr
