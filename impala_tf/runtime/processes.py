@@ -151,11 +151,9 @@ class Supervisor:
   def _fork(self, child: _Child, out) -> template_lib.ForkedChild | None:
     """Forks the child from the template when it can (`python -m` commands
     whose start-up variables match the template's); else None."""
-    if self._template is None or not self._template.accepts(child.argv):
-      return None
     env = os.environ if child.env is None else child.env
-    if (template_lib.fixed_at_start(env) !=
-        template_lib.fixed_at_start(self._template.env)):
+    if (self._template is None or
+        self._template.refusal(child.argv, env) is not None):
       return None
     read_end = None
     if out is not None:

@@ -27,7 +27,7 @@ that find a run's processes by their flags): the template is started with
 its `argv` (cut to fit).
 
 What a fresh process reads only when it starts comes from the template: the
-environment variables in `fixed_at_start` (glibc's `MALLOC_*`, `LD_*`,
+environment variables of `_fixed_at_start` (glibc's `MALLOC_*`, `LD_*`,
 `PYTHON*` and the `TF_*` that TF reads when it loads) must be the same for
 the child as they were for the template, and `start` refuses a child whose
 environment differs there.
@@ -67,7 +67,7 @@ _FIXED_PREFIXES = ("MALLOC_", "LD_", "PYTHON", "TF_", "GLIBC_TUNABLES",
 _READ_LATER = ("TF_CONFIG",)
 
 
-def fixed_at_start(env: Mapping[str, str]) -> dict[str, str]:
+def _fixed_at_start(env: Mapping[str, str]) -> dict[str, str]:
   """The part of `env` a forked child cannot change (module docstring)."""
   return {k: v for k, v in env.items()
           if k.startswith(_FIXED_PREFIXES) and k not in _READ_LATER}
@@ -146,32 +146,31 @@ class Template:
   def pid(self) -> int:
     return self._process.pid
 
-  @property
-  def env(self) -> dict[str, str]:
-    """The template's environment."""
-    return dict(self._env)
-
-  def accepts(self, argv: Sequence[str]) -> bool:
-    """Whether `argv` is a `python -m module ...` command it can fork."""
-    return (len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m"
-            and self._process.poll() is None)
+  def refusal(self, argv: Sequence[str],
+              env: Mapping[str, str]) -> str | None:
+    """Why `start` would refuse `argv` with `env`, or None if it forks it:
+    only `python -m module ...` commands whose start-up variables (module
+    docstring) are the template's."""
+    if not (len(argv) >= 3 and argv[0] == sys.executable and
+            argv[1] == "-m"):
+      return (f"the template forks `{sys.executable} -m module ...` "
+              f"commands, not {list(argv)!r}")
+    ours, theirs = _fixed_at_start(self._env), _fixed_at_start(env)
+    if ours != theirs:
+      differ = {k for k, _ in set(ours.items()) ^ set(theirs.items())}
+      return ("a forked child cannot change variables read when a process "
+              f"starts; these differ from the template's: {sorted(differ)}")
+    return None
 
   def start(self, argv: Sequence[str], *, stdout: int | None = None,
             stderr: int | None = None, env: Mapping[str, str] | None = None,
             cwd: str | None = None) -> ForkedChild:
     """Forks a child that runs `argv` (`python -m module args`); `stdout`
     and `stderr` are file descriptors (default: this process's)."""
-    if not self.accepts(argv):
-      raise ValueError(f"the template forks `{sys.executable} -m module ...`"
-                       f" commands, not {list(argv)!r}")
     env = dict(os.environ if env is None else env)
-    if fixed_at_start(env) != fixed_at_start(self._env):
-      differ = sorted(set(fixed_at_start(env).items()) ^
-                      set(fixed_at_start(self._env).items()))
-      raise ValueError(
-          "a forked child cannot change variables read when a process "
-          f"starts; these differ from the template's: "
-          f"{sorted({k for k, _ in differ})}")
+    refusal = self.refusal(argv, env)
+    if refusal is not None:
+      raise ValueError(refusal)
     with self._lock:
       request_id = self._next_id
       self._next_id += 1
