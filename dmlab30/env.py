@@ -208,6 +208,7 @@ def make(level: str, *, mode: str = "train", seed: int = 0,
         "(see docs/dmlab30.md).", canonical)
   if runfiles_path:
     engine.set_runfiles_path(os.fspath(runfiles_path))
+  engine_lib.bind_engine_libraries(engine, renderer, runfiles_path)
   if level_cache is None and level_cache_dir is not None:
     level_cache = cache_lib.LevelCache(level_cache_dir)
   lab = engine.Lab(level=path, observations=list(_OBSERVATIONS), config=config,
