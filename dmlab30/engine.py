@@ -17,6 +17,7 @@ import threading
 import types
 from typing import Optional
 
+from impala_tf import faults
 from impala_tf import suites
 
 ENGINE_MODULE = "deepmind_lab"
@@ -75,6 +76,10 @@ def check_engine() -> types.ModuleType:
 RENDERER_LIBRARIES = {"software": "libdmlab_headless_sw.so",
                       "hardware": "libdmlab_headless_hw.so"}
 
+# `impala_tf.faults` point that leaves the libraries as the engine loads
+# them, so tests can show the crash and how a run reports it.
+UNBOUND_FAULT = "dmlab_engine_unbound"
+
 _bound: set[str] = set()
 _bound_lock = threading.Lock()
 
@@ -110,6 +115,8 @@ def bind_engine_libraries(module: types.ModuleType,
     The library path loaded (or loaded before), or None if there is none.
   """
   name = RENDERER_LIBRARIES.get(renderer)
+  if faults.is_injected(UNBOUND_FAULT):
+    return None  # Tests: the crash this prevents, as it was.
   if name is None:
     return None  # `Lab` itself rejects the renderer with its own error.
   if runfiles_path:

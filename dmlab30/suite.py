@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from dmlab30 import actions
+from dmlab30 import availability
 from dmlab30 import engine
 from dmlab30 import env as env_lib
 from dmlab30 import instructions
@@ -47,6 +48,13 @@ class DmLab30(suites.Suite):
 
   def check_available(self) -> None:
     engine.check_engine()
+
+  def unavailable_levels(self, levels, options, *, evaluation=False):
+    """Each level is loaded once in a process of its own (the engine
+    exits its process on a missing map) and the outcome kept per engine
+    build: `dmlab30.availability`."""
+    return availability.unavailable_levels(
+        levels, "test" if evaluation else "train", options)
 
   def canonical_level(self, name: str) -> str:
     return levels_lib.canonical_name(name)

@@ -135,7 +135,7 @@ class ChaosRun:
     mark = len(self.lines)
     os.kill(self.rng.choice(pids), signal.SIGKILL)
     fault.injected += 1
-    if self._wait_for(r"supervisor: actor_\d .* exited with signal SIGKILL",
+    if self._wait_for(r"supervisor: actor \d+ \(pid \d+\) killed by SIGKILL",
                       mark, 30) and self._wait_for(r"restarted actor_", mark,
                                                    60):
       fault.survived += 1

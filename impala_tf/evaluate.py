@@ -165,6 +165,13 @@ def evaluate(policy: Policy, levels: Optional[Sequence[str]] = None, *,
   suite = suites.get(meta["suite"])
   levels = suite.resolve_levels(levels or meta["levels"])
   options = dict(meta["config"].get("env_options", {}))
+  unavailable = suite.unavailable_levels(levels, options, evaluation=True)
+  if unavailable:
+    raise EvaluationError(
+        f"{len(unavailable)} of the {len(levels)} level(s) cannot be "
+        "evaluated on this machine (" + "; ".join(
+            f"{level}: {why}" for level, why in unavailable.items()) +
+        "); leave them out of --levels.")
   num_envs = min(num_envs, episodes)
   report = {"policy": policy.path, "suite": suite.name,
             "frames_trained": meta["frames_trained"],

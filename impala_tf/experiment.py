@@ -126,6 +126,31 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
                     frame_stack=spec.frame_stack)
 
 
+def with_every_level_played(exp: Experiment, num_actors: int) -> Experiment:
+  """`exp` with enough environments per actor that every level is played
+  (at least one environment each over `num_actors` actors); unchanged when
+  it already has them."""
+  needed = -(-len(exp.levels) // num_actors)
+  if exp.envs_per_actor >= needed:
+    return exp
+  return dataclasses.replace(exp, envs_per_actor=needed)
+
+
+def check_every_level_played(exp: Experiment, num_actors: int):
+  """Refuses a run in which some levels would get no environment: the
+  levels are spread over all actors' environments (`Suite.level_ids`), so
+  there must be at least one environment per level."""
+  environments = num_actors * exp.envs_per_actor
+  if environments < len(exp.levels):
+    per_actor = -(-len(exp.levels) // num_actors)
+    raise ValueError(
+        f"{len(exp.levels)} levels need at least {len(exp.levels)} actor "
+        f"environments in all, one per level, or some are never played; "
+        f"{num_actors} actors x {exp.envs_per_actor} environments = "
+        f"{environments}. Raise --envs_per_actor to {per_actor} (or leave it "
+        "unset) or --num_actors.")
+
+
 def default_queue_capacity(exp: Experiment, num_actors: int) -> int:
   """Room for two batches or one unroll of every actor, whichever is more,
   so actors rarely block while memory stays bounded."""

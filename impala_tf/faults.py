@@ -8,7 +8,9 @@ while (`python -m impala_tf.chaos` does). `fail_if_injected(point)` raises
 
 Points: "stager" (the learner's batch staging), "checkpoint_write" (a
 checkpoint save, as a full disk would fail it), "actor" (an actor process
-at start), "nonfinite_loss" (an update's batch gets NaN rewards). An entry
+at start), "nonfinite_loss" (an update's batch gets NaN rewards),
+"dmlab_engine_unbound" (DeepMind Lab's libraries are loaded as the engine
+itself loads them, which crashes beside TensorFlow: `dmlab30.engine`). An entry
 `point:ID` fires once per ID in a process (`take_once`), however long it
 stays in the file.
 """

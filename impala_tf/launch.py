@@ -46,6 +46,11 @@ flags.DEFINE_string("suite", "atari57", "Environment suite: atari57, dmlab30, "
                     "(impala_tf.suites).")
 flags.DEFINE_list("levels", [], "Games (Atari) or levels (DMLab-30); default "
                   "the suite's (Pong for Atari, all 30 levels for DMLab-30).")
+flags.DEFINE_bool("skip_unavailable_levels", False, "Train on the levels "
+                  "this machine can play and leave out those it cannot (a "
+                  "DeepMind Lab build without a level's map or the psychlab "
+                  "image set); without it such a run is refused with the "
+                  "levels and why.")
 flags.DEFINE_string("preset", None, "Hyperparameter preset (atari, "
                     "dmlab_single_task, dmlab30, catch); default by suite.")
 flags.DEFINE_integer("num_actors", None, "Actor processes (or threads); "
@@ -257,11 +262,47 @@ def _build_experiment():
                  for option in suite.options
                  if FLAGS[option.flag].value is not None}
   try:
-    return experiment.build(FLAGS.suite, FLAGS.levels or None,
-                            _config_from_flags(), FLAGS.envs_per_actor,
-                            env_options)
+    levels = _playable_levels(suite, env_options)
+    exp = experiment.build(FLAGS.suite, levels, _config_from_flags(),
+                           FLAGS.envs_per_actor, env_options)
+    if FLAGS.envs_per_actor is None:
+      # Every level gets an environment, as the paper gives every task
+      # actors of its own.
+      exp = experiment.with_every_level_played(exp, _num_actors())
+    experiment.check_every_level_played(exp, _num_actors())
+    return exp
   except ValueError as e:
     raise UsageError(str(e)) from None
+
+
+def _playable_levels(suite, env_options):
+  """The levels to train on: those asked for (`--levels`, else the
+  suite's), less those this machine cannot play with
+  --skip_unavailable_levels; without it, a run with such levels is
+  refused in one line that names them and why."""
+  levels = suite.resolve_levels(FLAGS.levels or None)
+  unavailable = suite.unavailable_levels(levels, env_options)
+  if not unavailable:
+    return FLAGS.levels or None
+  playable = [level for level in levels if level not in unavailable]
+  reasons = "; ".join(f"{level}: {why}" for level, why in unavailable.items())
+  said = (f"{len(unavailable)} of the {len(levels)} {suite.name} level(s) "
+          f"cannot run on this machine ({reasons})")
+  if not playable:
+    raise UsageError(f"{said}; none is left to train on.")
+  if not FLAGS.skip_unavailable_levels:
+    raise UsageError(f"{said}. Leave them out of --levels, or pass "
+                     f"--skip_unavailable_levels to train on the other "
+                     f"{len(playable)}.")
+  global _LEVELS_NOTE
+  _LEVELS_NOTE = (f"Training on {len(playable)} of the {len(levels)} "
+                  f"levels (--skip_unavailable_levels): {said}.")
+  return playable
+
+
+# What `_playable_levels` left out, said once by the process that trains
+# (the learner, or threads mode).
+_LEVELS_NOTE = None
 
 
 def _num_actors() -> int:
@@ -360,6 +401,8 @@ def _run_learner_role(exp, port: int, num_actors: int):
 
   capacity = _queue_capacity(exp, num_actors)
   _log(f"Learner on {cpu_line}.")
+  if _LEVELS_NOTE:
+    _log(_LEVELS_NOTE)
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
   note = cpu.precision_note(exp.config.precision, cpu.read_cpu_info())
   if note:
@@ -679,6 +722,8 @@ def main(argv):
       return _run_local(exp, num_actors, sys.argv)
     # Learner and actors share this process: the learner's choice.
     _log(f"Learner and actor threads on {_configure_cpu(exp, 'learner')}.")
+    if _LEVELS_NOTE:
+      _log(_LEVELS_NOTE)
     from impala_tf import in_process  # pylint: disable=g-import-not-at-top
     stop = threading.Event()
     _stop_on_signals(stop)

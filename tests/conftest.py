@@ -32,3 +32,18 @@ def cpu_hog():
   for hog in hogs:
     hog.kill()
     hog.wait()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_directory(tmp_path_factory):
+  """The user's cache directory (`$XDG_CACHE_HOME`, where e.g. which
+  DMLab levels this engine loads is kept) under pytest's temporary
+  directory for the whole session, in the processes the tests start too."""
+  path = tmp_path_factory.mktemp("user_cache")
+  previous = os.environ.get("XDG_CACHE_HOME")
+  os.environ["XDG_CACHE_HOME"] = str(path)
+  yield path
+  if previous is None:
+    del os.environ["XDG_CACHE_HOME"]
+  else:
+    os.environ["XDG_CACHE_HOME"] = previous

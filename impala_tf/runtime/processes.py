@@ -13,6 +13,11 @@ cause of a crash. With a ``logdir``, each child's stdout and stderr go to
 ``logdir/<name>.log`` (appended across restarts) and the cause is that
 file's last line.
 
+A child killed by a signal is reported by where it was: "actor 0 killed
+by SIGSEGV in dmlab30/env.py reset (line 142)", the innermost Python frame
+of the crashing thread in the fault dump Python writes to stderr
+(`faulthandler`, which absl's `app.run` enables), not the dump's last line.
+
 Crash loops: when restartable children exit with the same cause
 ``crash_loop_count`` times within ``crash_loop_window_s`` (5 in 5 minutes
 by default), restarting them again would not help; ``run_until`` then
@@ -33,6 +38,7 @@ import collections
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,7 +62,9 @@ class _Child:
   backoff_s: float = 0.0
   restart_at: float | None = None
   returncode: int | None = None
-  last_error: str = ""  # The last non-empty line it wrote to stderr.
+  # The last non-empty lines it wrote to stderr (without a logdir).
+  last_errors: collections.deque = dataclasses.field(
+      default_factory=lambda: collections.deque(maxlen=_TAIL_LINES))
   reader: threading.Thread | None = None
 
 
@@ -70,6 +78,11 @@ class RunResult(NamedTuple):
 
 
 _ERROR_PREFIX = "impala_tf.launch: error: "
+
+# Lines of a child's output kept to explain its end: enough for a fault
+# dump of the crashing thread (Python prints at most 100 frames a thread).
+_TAIL_LINES = 400
+_TAIL_BYTES = 64 * 1024
 
 
 class Supervisor:
@@ -141,7 +154,7 @@ class Supervisor:
     child.started_at = time.monotonic()
     child.restart_at = None
     child.returncode = None
-    child.last_error = ""
+    child.last_errors.clear()
     if out is None:
       child.reader = threading.Thread(
           target=self._forward_stderr, args=(child, child.popen.stderr),
@@ -179,24 +192,38 @@ class Supervisor:
   @staticmethod
   def _forward_stderr(child: _Child, stream):
     """Copies a child's stderr to ours, line by line, keeping its last
-    non-empty line."""
+    non-empty lines."""
     for raw in iter(stream.readline, b""):
       sys.stderr.buffer.write(raw)
       sys.stderr.flush()
-      line = raw.decode(errors="replace").strip()
-      if line:
-        child.last_error = line
+      line = raw.decode(errors="replace").rstrip()
+      if line.strip():
+        child.last_errors.append(line)
     stream.close()
 
   def _cause(self, child: _Child, code: int) -> str:
-    """Why a child exited: its last error line, else its exit status."""
+    """Why a child exited: where a signal killed it ("killed by SIGSEGV in
+    dmlab30/env.py reset (line 142)"), else its last error line, else its
+    exit status."""
     if child.reader is not None:
       child.reader.join(timeout=2.0)  # The rest of its stderr.
-    line = child.last_error
+    lines = list(child.last_errors)
     if self._logdir is not None:
-      line = last_line(os.path.join(self._logdir, f"{child.name}.log"))
+      lines = tail_lines(os.path.join(self._logdir, f"{child.name}.log"))
+    if code < 0:
+      return killed_by(code, lines)
+    line = lines[-1].strip() if lines else ""
     line = line[len(_ERROR_PREFIX):] if line.startswith(_ERROR_PREFIX) else line
     return line or f"exit {_describe(code)}"
+
+  @staticmethod
+  def _says(child: _Child, code: int, cause: str) -> str:
+    """How the supervisor says a child ended: "actor 0 (pid 7) killed by
+    SIGSEGV in ..." or "learner (pid 7) exited with code 1: <its line>"."""
+    who = f"{child.name.replace('_', ' ')} (pid {child.popen.pid})"
+    if code < 0:
+      return f"{who} {cause}"
+    return f"{who} exited with {_describe(code)}: {cause}"
 
   @staticmethod
   def _alive(child: _Child) -> bool:
@@ -230,10 +257,13 @@ class Supervisor:
       # Exit code 0 is a clean finish (an actor whose queue closed): final.
       if child.restart and code != 0 and self._stop_signal is None:
         cause = self._cause(child, code)
+        says = self._says(child, code, cause)
         if self._is_crash_loop(now, cause):
-          self.crash_loop = cause
-          self._log(f"supervisor: {child.name} (pid {child.popen.pid}) "
-                    f"exited with {_describe(code)}: {cause}; that is "
+          # A signal's cause names no child, so actors killed at the same
+          # place count as one error; the run's last line says which one.
+          self.crash_loop = (f"{child.name.replace('_', ' ')} {cause}"
+                             if code < 0 else cause)
+          self._log(f"supervisor: {says}; that is "
                     f"{self.crash_loop_count} times in "
                     f"{self.crash_loop_window_s:g} s, so restarting again "
                     "would not help")
@@ -242,8 +272,7 @@ class Supervisor:
         if now - child.started_at >= self.stable_after_s:
           child.backoff_s = self.restart_backoff_s  # It had been healthy.
         child.restart_at = now + child.backoff_s
-        self._log(f"supervisor: {child.name} (pid {child.popen.pid}) exited "
-                  f"with {_describe(code)}: {cause}; restarting in "
+        self._log(f"supervisor: {says}; restarting in "
                   f"{child.backoff_s:.1f}s")
         child.backoff_s = min(child.backoff_s * 2, self.max_restart_backoff_s)
         self._write_status(cause)
@@ -337,19 +366,77 @@ def _signal_group(pgid: int, sig: int):
     pass  # The whole group is gone already: that is what we wanted.
 
 
-def last_line(path: str) -> str:
-  """The last non-empty line of a text file ("" if none)."""
+def tail_lines(path: str, max_bytes: int = _TAIL_BYTES) -> list[str]:
+  """The non-empty lines in the last `max_bytes` of a text file, without
+  their line ends ([] if it cannot be read)."""
   try:
     with open(path, "rb") as f:
-      f.seek(max(0, os.path.getsize(path) - 4096))
-      lines = [l.strip() for l in f.read().decode(errors="replace").split(
-          "\n") if l.strip()]
+      f.seek(max(0, os.path.getsize(path) - max_bytes))
+      text = f.read().decode(errors="replace")
   except OSError:
-    return ""
-  return lines[-1] if lines else ""
+    return []
+  return [line.rstrip() for line in text.split("\n") if line.strip()]
+
+
+def last_line(path: str) -> str:
+  """The last non-empty line of a text file ("" if none)."""
+  lines = tail_lines(path, 4096)
+  return lines[-1].strip() if lines else ""
+
+
+# Python's fault dump (faulthandler): the crashing thread's frames, the
+# most recent first, under "Current thread 0x... (most recent call first):"
+# (or "Stack (most recent call first):" when threads are not listed).
+_CRASHING_THREAD = re.compile(
+    r"^(Current thread 0x[0-9a-f]+|Stack) \(most recent call first\):$")
+_FRAME = re.compile(r'^\s+File "(?P<path>.+)", line (?P<line>\d+) in '
+                    r"(?P<function>.+)$")
+
+
+def fault_location(lines: Sequence[str]) -> str | None:
+  """Where the last fault dump in `lines` says the crash happened:
+  "dmlab30/env.py reset (line 142)", the innermost Python frame of the
+  crashing thread; None if there is no such dump."""
+  for start in range(len(lines) - 1, -1, -1):
+    if _CRASHING_THREAD.match(lines[start].strip()):
+      break
+  else:
+    return None
+  for line in lines[start + 1:]:
+    frame = _FRAME.match(line)
+    if frame is None:
+      return None  # The thread has no Python frame.
+    return (f"{_short_path(frame['path'])} {frame['function']} "
+            f"(line {frame['line']})")
+  return None
+
+
+def _short_path(path: str) -> str:
+  """`path` relative to the longest `sys.path` entry that holds it
+  ("dmlab30/env.py" rather than its absolute path)."""
+  roots = [os.path.join(os.path.abspath(entry or os.curdir), "")
+           for entry in sys.path]
+  holders = [root for root in roots if path.startswith(root)]
+  return path[len(max(holders, key=len)):] if holders else path
+
+
+def killed_by(code: int, lines: Sequence[str]) -> str:
+  """What ended a child that exit code `code` (< 0) says a signal killed:
+  "killed by SIGSEGV in dmlab30/env.py reset (line 142)", or "killed by
+  SIGKILL" where its output (`lines`) has no fault dump."""
+  text = f"killed by {_signal_name(-code)}"
+  where = fault_location(lines)
+  return f"{text} in {where}" if where else text
+
+
+def _signal_name(number: int) -> str:
+  try:
+    return signal.Signals(number).name
+  except ValueError:
+    return f"signal {number}"  # A real-time signal has no name.
 
 
 def _describe(code: int) -> str:
   if code < 0:
-    return f"signal {signal.Signals(-code).name}"
+    return f"signal {_signal_name(-code)}"
   return f"code {code}"

@@ -101,6 +101,17 @@ class Suite(abc.ABC):
   def check_available(self) -> None:
     """Raises `SuiteUnavailableError` when the suite's engine is missing."""
 
+  def unavailable_levels(self, levels: Sequence[str],
+                         options: Mapping[str, Any], *,
+                         evaluation: bool = False) -> dict[str, str]:
+    """The levels of `levels` (canonical names) that cannot be played on
+    this machine, each with one line saying why and what to do (the
+    engine's build lacks their files, say); for training, or with
+    `evaluation` for the suite's evaluation protocol. Called before a run
+    starts its processes. Default: none."""
+    del levels, options, evaluation
+    return {}
+
   @abc.abstractmethod
   def canonical_level(self, name: str) -> str:
     """The canonical name of level `name`; a ValueError names the closest

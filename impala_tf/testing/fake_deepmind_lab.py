@@ -1,9 +1,12 @@
 """A fake `deepmind_lab` module that follows DeepMind Lab's Python API.
 
-DeepMind Lab is built by its users from sources and is not installable here,
-so the DMLab-30 adapter is tested against this module (inject it with
+DeepMind Lab is built by its users from sources and is not on the package
+index, so the DMLab-30 adapter is tested against this module everywhere
+(inject it with
 `monkeypatch.setitem(sys.modules, "deepmind_lab", fake_deepmind_lab)` or pass
-it as `dmlab30.make(..., engine=fake_deepmind_lab)`).
+it as `dmlab30.make(..., engine=fake_deepmind_lab)`), and held to the real
+engine where one is installed: tests/dmlab30/test_dmlab_real_engine.py
+makes the same calls to both and fails where they disagree.
 
 The API follows DeepMind Lab's docs/users/python_api.md and its C wrapper
 python/dmlab_module.c, including the misuse the real module rejects, with the
@@ -26,7 +29,7 @@ same exception types:
   RuntimeError. Returns the reward summed over the frames, and stops early
   when the episode ends inside the repeat.
 * `observations()` returns a dict of the requested observations (a RuntimeError
-  when not running); `is_running()`, `num_steps()`, `fps()`, `events()`,
+  when not running); `is_running()`, `num_steps()`, `events()`,
   `action_spec()`, `observation_spec()`, `close()` (True the first time, then
   False; afterwards only `is_running()` may be called).
 * Module functions `version()`, `runfiles_path()`, `set_runfiles_path(path)`.
@@ -42,7 +45,7 @@ The fake game. It is deterministic so tests can assert exact numbers:
 * An episode lasts `fakeEpisodeFrames` frames (a level option, like any
   unrecognised config key; default 3600 = 60 s at 60 fps).
 * `RGB_INTERLEAVED` is `[height, width, 3]` uint8 filled with
-  `(seed + frames since reset) % 256`.
+  `(seed + mixerSeed + frames since reset) % 256`.
 * `INSTR` is '' on non-language levels; on `language_*` levels it is the
   level option `fakeInstruction` if given, else a sentence chosen by the seed.
 * The level cache key is derived from the level, the episode seed and
@@ -172,7 +175,6 @@ class Lab:
 
     self._width = _parse_int("width", config.get("width", "320"))
     self._height = _parse_int("height", config.get("height", "240"))
-    self._fps = _parse_int("fps", config.get("fps", "60"))
     self._mixer_seed = _parse_int("mixerSeed", config.get("mixerSeed", "0"))
     self._episode_frames = _parse_int(
         "fakeEpisodeFrames", config.get("fakeEpisodeFrames", "3600"))
@@ -318,10 +320,6 @@ class Lab:
     self._require_open("observation_spec")
     return self._spec()
 
-  def fps(self):
-    self._require_open("fps")
-    return self._fps
-
   def action_spec(self):
     self._require_open("action_spec")
     return [{"min": lo, "max": hi, "name": name} for name, lo, hi in _ACTIONS]
@@ -331,7 +329,9 @@ class Lab:
     if self._status != _RUNNING:
       raise RuntimeError(
           "Environment in wrong status for call to observations()")
-    value = (self._seed + self._frames) % 256
+    # The mixer seed changes what a seed generates, as the real engine's
+    # does (it mixes into the level's random stream).
+    value = (self._seed + self._mixer_seed + self._frames) % 256
     h, w = self._height, self._width
     result = {}
     for name in self._observation_names:

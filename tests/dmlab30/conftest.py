@@ -29,3 +29,18 @@ def no_engine(monkeypatch):
   # A None entry in sys.modules makes the import raise ModuleNotFoundError
   # for exactly this name, whatever is installed.
   monkeypatch.setitem(sys.modules, "deepmind_lab", None)
+
+
+@pytest.fixture
+def real_lab(monkeypatch, tmp_path):
+  """The real `deepmind_lab` module, with the engine's scratch files (its
+  `dmlab_temp_folder_*`, compiled maps) under `tmp_path`. Tests that use it
+  are marked with `pytest.mark.skipif` on `real_engine.reason()`."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  scratch = tmp_path / "engine_tmp"
+  scratch.mkdir()
+  monkeypatch.setenv("TMPDIR", str(scratch))
+  monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+  module = importlib.import_module("deepmind_lab")
+  assert module is not fake_deepmind_lab
+  return module

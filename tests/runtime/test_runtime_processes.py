@@ -2,6 +2,7 @@
 processes."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -206,3 +207,67 @@ def test_runtime_exposure_warning_names_the_port():
   warning = isolation.exposure_warning(43210)
   assert "\n" not in warning and "43210" in warning
   assert warning.startswith("WARNING")
+
+
+# Crashes with SIGSEGV inside `reset`, in a thread (as an environment thread
+# pool would), after Python's fault handler is on (absl's app.run turns it
+# on in the launcher's children).
+_SEGFAULTS = """\
+import ctypes, faulthandler, sys, threading
+faulthandler.enable()
+def reset():
+  print("about to crash", flush=True)
+  ctypes.memset(0, 1, 1)
+thread = threading.Thread(target=reset)
+thread.start()
+thread.join()
+"""
+
+
+@pytest.mark.parametrize("with_logdir", [False, True])
+def test_runtime_a_child_killed_by_a_signal_is_named_with_its_place(
+    tmp_path, monkeypatch, with_logdir):
+  package = tmp_path / "code" / "engine_pkg"
+  package.mkdir(parents=True)
+  (package / "crashes.py").write_text(_SEGFAULTS)
+  # Paths are said relative to the sys.path entry that holds them.
+  monkeypatch.syspath_prepend(str(tmp_path / "code"))
+  logs = []
+  sup = processes.Supervisor(
+      grace_s=1, restart_backoff_s=0.05, crash_loop_count=2,
+      logdir=tmp_path / "logs" if with_logdir else None, log=logs.append)
+  sup.start("actor_3", [sys.executable, str(package / "crashes.py")],
+            restart=True)
+  try:
+    result = sup.run_until("learner_that_never_was", poll_interval_s=0.05,
+                           handle_signals=False)
+  finally:
+    sup.terminate_all()
+  where = "killed by SIGSEGV in engine_pkg/crashes.py reset (line 5)"
+  assert result.crash_loop == f"actor 3 {where}", logs
+  restart, last = [line for line in logs if "killed by" in line]
+  assert re.fullmatch(rf"supervisor: actor 3 \(pid \d+\) {re.escape(where)}; "
+                      r"restarting in 0\.1s", restart), restart
+  assert re.fullmatch(rf"supervisor: actor 3 \(pid \d+\) {re.escape(where)}; "
+                      r"that is 2 times in 300 s, so restarting again would "
+                      r"not help", last), last
+
+
+def test_runtime_fault_location_reads_the_crashing_thread():
+  dump = [
+      "Fatal Python error: Segmentation fault",
+      "Thread 0x00007f0000000001 (most recent call first):",
+      '  File "/usr/lib/python3.11/threading.py", line 320 in wait',
+      "Current thread 0x00007f0000000002 (most recent call first):",
+      f'  File "{os.path.abspath(processes.__file__)}", line 12 in poll',
+      '  File "/elsewhere/outer.py", line 3 in <module>',
+      "Extension modules: numpy._core._multiarray_umath (total: 1)",
+  ]
+  assert processes.fault_location(dump) == (
+      "impala_tf/runtime/processes.py poll (line 12)")
+  # A thread without Python frames, and output without a dump.
+  assert processes.fault_location(dump[:4] + dump[-1:]) is None
+  assert processes.fault_location(["Traceback", "ValueError: x"]) is None
+  assert processes.killed_by(-signal.SIGKILL, ["x"]) == "killed by SIGKILL"
+  assert processes.killed_by(-signal.SIGSEGV, dump) == (
+      "killed by SIGSEGV in impala_tf/runtime/processes.py poll (line 12)")
