@@ -126,29 +126,35 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
                     frame_stack=spec.frame_stack)
 
 
+def unplayed_levels(exp: Experiment, num_actors: int) -> list[str]:
+  """The levels no environment of `num_actors` actors plays (the suite's
+  `level_ids` rule)."""
+  played = {int(i) for actor in range(num_actors)
+            for i in exp.level_ids(actor)}
+  return [level for i, level in enumerate(exp.levels) if i not in played]
+
+
 def with_every_level_played(exp: Experiment, num_actors: int) -> Experiment:
-  """`exp` with enough environments per actor that every level is played
-  (at least one environment each over `num_actors` actors); unchanged when
-  it already has them."""
+  """`exp` with enough environments per actor that `num_actors` actors
+  play every level, where more environments can (not for a suite that
+  gives each actor one level); unchanged when they already do."""
   needed = -(-len(exp.levels) // num_actors)
-  if exp.envs_per_actor >= needed:
+  if exp.envs_per_actor >= needed or not unplayed_levels(exp, num_actors):
     return exp
-  return dataclasses.replace(exp, envs_per_actor=needed)
+  wider = dataclasses.replace(exp, envs_per_actor=needed)
+  return wider if not unplayed_levels(wider, num_actors) else exp
 
 
 def check_every_level_played(exp: Experiment, num_actors: int):
-  """Refuses a run in which some levels would get no environment: the
-  levels are spread over all actors' environments (`Suite.level_ids`), so
-  there must be at least one environment per level."""
-  environments = num_actors * exp.envs_per_actor
-  if environments < len(exp.levels):
-    per_actor = -(-len(exp.levels) // num_actors)
+  """Refuses a run in which some levels would never be played."""
+  unplayed = unplayed_levels(exp, num_actors)
+  if unplayed:
+    listed = ", ".join(unplayed[:5]) + (", ..." if len(unplayed) > 5 else "")
     raise ValueError(
-        f"{len(exp.levels)} levels need at least {len(exp.levels)} actor "
-        f"environments in all, one per level, or some are never played; "
-        f"{num_actors} actors x {exp.envs_per_actor} environments = "
-        f"{environments}. Raise --envs_per_actor to {per_actor} (or leave it "
-        "unset) or --num_actors.")
+        f"{len(unplayed)} of the {len(exp.levels)} levels would never be "
+        f"played by {num_actors} actors x {exp.envs_per_actor} environments "
+        f"({listed}): raise --num_actors or --envs_per_actor, or leave them "
+        "unset to get enough.")
 
 
 def default_queue_capacity(exp: Experiment, num_actors: int) -> int:

@@ -54,10 +54,14 @@ flags.DEFINE_bool("skip_unavailable_levels", False, "Train on the levels "
 flags.DEFINE_string("preset", None, "Hyperparameter preset (atari, "
                     "dmlab_single_task, dmlab30, catch); default by suite.")
 flags.DEFINE_integer("num_actors", None, "Actor processes (or threads); "
-                     "default: one per CPU core.", lower_bound=1)
+                     "default: one per CPU core, or more where a run's "
+                     "levels need them (a suite that gives each actor one "
+                     "level, as Atari does).", lower_bound=1)
 flags.DEFINE_integer("envs_per_actor", None, "Environments each actor steps "
                      "in lockstep; default by suite (16 for Atari, 4 for "
-                     "DMLab, 8 for catch).", lower_bound=1)
+                     "DMLab, 8 for catch), or more where the run's levels "
+                     "need them: every level gets an environment.",
+                     lower_bound=1)
 flags.DEFINE_integer("actor_threads", 1, "TF threads in each actor process "
                      "(intra- and inter-op). One costs the least CPU per "
                      "frame when the actors, the learner and the "
@@ -265,14 +269,30 @@ def _build_experiment():
     levels = _playable_levels(suite, env_options)
     exp = experiment.build(FLAGS.suite, levels, _config_from_flags(),
                            FLAGS.envs_per_actor, env_options)
-    if FLAGS.envs_per_actor is None:
-      # Every level gets an environment, as the paper gives every task
-      # actors of its own.
-      exp = experiment.with_every_level_played(exp, _num_actors())
-    experiment.check_every_level_played(exp, _num_actors())
-    return exp
+    exp, num_actors = _actors_for(exp)
+    experiment.check_every_level_played(exp, num_actors)
+    return exp, num_actors
   except ValueError as e:
     raise UsageError(str(e)) from None
+
+
+def _actors_for(exp):
+  """(experiment, actors): --envs_per_actor and --num_actors, or where
+  they are unset, enough that every level is played (the paper gives
+  every task actors of its own): more environments per actor first, then
+  more actors (a suite may give each actor one level, as Atari does)."""
+  if FLAGS.num_actors is not None and FLAGS.num_actors < 1:
+    raise UsageError(f"--num_actors must be at least 1, got "
+                     f"{FLAGS.num_actors}.")
+  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
+  num_actors = FLAGS.num_actors or max(1, os.cpu_count() or 1)
+  if FLAGS.envs_per_actor is None:
+    exp = experiment.with_every_level_played(exp, num_actors)
+  if FLAGS.num_actors is None:
+    while (num_actors < len(exp.levels) and
+           experiment.unplayed_levels(exp, num_actors)):
+      num_actors += 1
+  return exp, num_actors
 
 
 def _playable_levels(suite, env_options):
@@ -303,14 +323,6 @@ def _playable_levels(suite, env_options):
 # What `_playable_levels` left out, said once by the process that trains
 # (the learner, or threads mode).
 _LEVELS_NOTE = None
-
-
-def _num_actors() -> int:
-  num_actors = (FLAGS.num_actors if FLAGS.num_actors is not None
-                else max(1, os.cpu_count() or 1))
-  if num_actors < 1:
-    raise UsageError(f"--num_actors must be at least 1, got {num_actors}.")
-  return num_actors
 
 
 def _queue_capacity(exp, num_actors) -> int:
@@ -678,8 +690,7 @@ def main(argv):
   # Before TensorFlow is imported (it reads the level once); children
   # inherit it.
   tf_startup.set_log_level(FLAGS.tf_log_level)
-  exp = _build_experiment()
-  num_actors = _num_actors()
+  exp, num_actors = _build_experiment()
   _check_pbt_flags()
   if FLAGS.job is not None:
     role = (FLAGS.job, FLAGS.task, FLAGS.learner_address)

@@ -124,7 +124,8 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
       f"{logs.get('baseline_loss', math.nan):.3g} ent "
       f"{logs.get('entropy_loss', math.nan):.3g}{counters} | "
       f"{format_duration(elapsed)} elapsed, "
-      f"{format_duration(remaining)} left")
+      # The last update may overshoot the frame budget.
+      f"{format_duration(max(remaining, 0.0))} left")
 
 
 def write_summaries(writer, progress: dict, lag: np.ndarray,

@@ -396,7 +396,8 @@ _FRAME = re.compile(r'^\s+File "(?P<path>.+)", line (?P<line>\d+) in '
 def fault_location(lines: Sequence[str]) -> str | None:
   """Where the last fault dump in `lines` says the crash happened:
   "dmlab30/env.py reset (line 142)", the innermost Python frame of the
-  crashing thread; None if there is no such dump."""
+  crashing thread (its path from its top-level package on); None if there
+  is no such dump."""
   for start in range(len(lines) - 1, -1, -1):
     if _CRASHING_THREAD.match(lines[start].strip()):
       break
@@ -412,12 +413,14 @@ def fault_location(lines: Sequence[str]) -> str | None:
 
 
 def _short_path(path: str) -> str:
-  """`path` relative to the longest `sys.path` entry that holds it
-  ("dmlab30/env.py" rather than its absolute path)."""
-  roots = [os.path.join(os.path.abspath(entry or os.curdir), "")
-           for entry in sys.path]
-  holders = [root for root in roots if path.startswith(root)]
-  return path[len(max(holders, key=len)):] if holders else path
+  """`path` from its top-level package on ("dmlab30/env.py" rather than
+  where the package is installed): the directories above the file that
+  are packages (hold an `__init__.py`)."""
+  directory, parts = os.path.dirname(path), [os.path.basename(path)]
+  while directory and os.path.isfile(os.path.join(directory, "__init__.py")):
+    parts.insert(0, os.path.basename(directory))
+    directory = os.path.dirname(directory)
+  return "/".join(parts)
 
 
 def killed_by(code: int, lines: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from impala_tf import learner_loop
 from impala_tf import presets
 from impala_tf.learner_loop import episodes
 from impala_tf.learner_loop import loop as loop_lib
+from impala_tf.learner_loop import progress as progress_lib
 
 
 def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
@@ -135,3 +136,13 @@ def test_the_stager_takes_at_most_one_batch_ahead_of_the_learner():
   stager.get(timeout_s=30)
   time.sleep(1.0)
   assert source.taken == 12
+
+
+def test_the_last_progress_line_never_has_negative_time_left():
+  # The last update overshoots the frame budget: the time left is 0.
+  progress = {"frames": 307_200, "fps": 935.0, "updates_per_s": 0.1,
+              "queue_fill": 0.0, "learner_wait": 0.0, "lag_mean": 1.0,
+              "lag_max": 1, "logs": {}}
+  line = progress_lib.progress_line(progress, {"catch": 0.5}, 3, elapsed=372,
+                                    remaining=-7.0)
+  assert line.endswith("| 0:06:12 elapsed, 0:00:00 left"), line

@@ -226,12 +226,12 @@ thread.join()
 
 @pytest.mark.parametrize("with_logdir", [False, True])
 def test_runtime_a_child_killed_by_a_signal_is_named_with_its_place(
-    tmp_path, monkeypatch, with_logdir):
+    tmp_path, with_logdir):
   package = tmp_path / "code" / "engine_pkg"
   package.mkdir(parents=True)
   (package / "crashes.py").write_text(_SEGFAULTS)
-  # Paths are said relative to the sys.path entry that holds them.
-  monkeypatch.syspath_prepend(str(tmp_path / "code"))
+  # Paths are said from the top-level package on.
+  (package / "__init__.py").write_text("")
   logs = []
   sup = processes.Supervisor(
       grace_s=1, restart_backoff_s=0.05, crash_loop_count=2,
