@@ -1,12 +1,18 @@
-"""End-to-end throughput of the launcher on Pong, next to its three ceilings.
+"""End-to-end throughput of the launcher, next to its three ceilings.
 
-For each torso (shallow, deep) it measures, in this run on this machine:
+On `--suite` and `--levels` (default Pong; `--suite=dmlab30
+--levels=rooms_collect_good_objects` for DeepMind Lab, with the suite's
+preset for those levels), for each torso (shallow, deep) it measures, in
+this run on this machine:
 
-* environments alone: ale-py's vector env (through `atari57.make_batched`)
-  stepping as many Pong games as all actors together, random actions;
+* environments alone: the suite's training environments (ale-py's vector
+  env for Atari, DeepMind Lab's engine for DMLab-30), every actor's in a
+  process of its own as in a run, stepped at once with random actions;
 * batched inference alone: the actor's policy step at the actor's batch
-  (one environment per row), on this process's CPU;
-* learner update alone: `Learner.update` on a random batch (T=20, B=32);
+  (one environment per row) with one TF thread, every actor's in a process
+  of its own at once, as actors run;
+* learner update alone: `Learner.update` on a random batch of the preset's
+  shape (Atari: T=20, B=32; DMLab-30: T=100, B=32);
 
 and the shared-machine bound 1 / (sum of 1 / ceiling), the most the three
 could give together on the cores each ceiling had to itself; then runs
@@ -32,7 +38,7 @@ combination's end-to-end speed over the first's is printed.
 
   python benchmarks/end_to_end.py [--seconds 120] [--torsos shallow,deep]
       [--onednn auto,off] [--precision float32,bfloat16] [--repeats 1]
-      [--variants '--queue_capacity=64;']
+      [--variants '--queue_capacity=64;'] [--suite atari57 --levels pong]
 """
 
 import argparse
@@ -50,43 +56,112 @@ import json
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-import atari57
 from impala_tf import cpu
 from impala_tf import experiment as experiment_lib
 from impala_tf import presets
+from impala_tf import suites
 
-FRAMES_PER_STEP = 4
+
+def _experiment(args, torso, precision="float32"):
+  """The experiment the launcher runs for `args` (its suite's preset for
+  the levels), with `torso` and `precision`."""
+  suite = suites.get(args.suite)
+  levels = args.levels.split(",") if args.levels else None
+  config = presets.get(suite.preset_for(levels or ())).replace(
+      torso=torso, precision=precision)
+  return experiment_lib.build(args.suite, levels, config,
+                              envs_per_actor=args.envs_per_actor)
 
 
-def env_ceiling(num_envs, seconds):
-  env = atari57.make_batched("pong", num_envs, seed=0)
+def _environments(exp, num_actors):
+  """One batched environment holding what `num_actors` actors step: each
+  actor's levels (`Experiment.level_ids`)."""
+  level_ids = np.concatenate([exp.level_ids(a) for a in range(num_actors)])
+  return exp.suite_object.make_train_env(exp.levels, level_ids, 0,
+                                         exp.env_options)
+
+
+def _steps_environments(exp, actor):
+  """Actor `actor`'s environments, stepped with random actions: (setup,
+  step) where `step()` returns the agent steps it took."""
+  env = exp.make_env(actor)
   env.reset()
-  rng = np.random.default_rng(0)
-  steps, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    env.step(rng.integers(0, env.num_actions, num_envs).astype(np.int32))
-    steps += num_envs
-  elapsed = time.perf_counter() - start
-  env.close()
-  return steps * FRAMES_PER_STEP / elapsed
+  rng = np.random.default_rng(actor)
+
+  def step():
+    env.step(rng.integers(0, env.num_actions, env.num_envs).astype(np.int32))
+    return env.num_envs
+  return env, step
 
 
-def inference_ceiling(exp, batch, seconds):
+def _steps_inference(exp, actor):
+  """The actor's policy step on actor `actor`'s observations (one TF
+  thread, as an actor runs with the default --actor_threads)."""
   from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  tf = tf_startup.import_tensorflow()
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
   net = exp.make_network()
-  env = atari57.make_batched("pong", batch, seed=0)
+  env = exp.make_env(actor)
   act = actor_lib.Actor(env, net, exp.config.unroll_length)
   out = env.reset()
-  state = net.initial_state(batch)
-  prev = np.zeros(batch, np.int32)
+  state = net.initial_state(env.num_envs)
+  prev = np.zeros(env.num_envs, np.int32)
   act._act(prev, out, state)  # pylint: disable=protected-access  # compile
-  steps, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
+
+  def step():
     act._act(prev, out, state)  # pylint: disable=protected-access
-    steps += batch
+    return env.num_envs
+  return env, step
+
+
+def _per_actor_child(args):
+  """Child: one actor's part of a ceiling; says "ready" after its set-up,
+  runs for `--ceiling_s` from "go" on stdin, prints JSON."""
+  if args.child == "inference":
+    cpu.configure_onednn(args.onednn, "actor", args.torsos)
+  exp = _experiment(args, args.torsos, args.precision)
+  make = _steps_inference if args.child == "inference" else (
+      _steps_environments)
+  env, step = make(exp, args.actor)
+  print("ready", flush=True)
+  sys.stdin.readline()
+  steps, start = 0, time.perf_counter()
+  while time.perf_counter() - start < args.ceiling_s:
+    steps += step()
   elapsed = time.perf_counter() - start
   env.close()
-  return steps * FRAMES_PER_STEP / elapsed
+  from impala_tf import cpu as cpu_lib  # pylint: disable=g-import-not-at-top
+  print(json.dumps({"fps": steps * exp.config.frames_per_step / elapsed,
+                    "onednn": cpu_lib.tf_onednn_enabled()}))
+
+
+def per_actor_ceiling(kind, torso, setting, args):
+  """Frames/s of every actor's environments ("environments") or policy
+  steps ("inference") at once, each actor's in a process of its own as in
+  a run: {"fps": the sum, "onednn": ...}. (DeepMind Lab's environments
+  hold the GIL while they step, and an actor's TF runs on one thread.)"""
+  onednn, precision = setting[:2]
+  children = [subprocess.Popen(
+      [sys.executable, __file__, f"--child={kind}", f"--actor={actor}",
+       f"--torsos={torso}", f"--onednn={onednn}", f"--precision={precision}",
+       f"--suite={args.suite}", f"--levels={args.levels}",
+       f"--ceiling_s={args.ceiling_s}",
+       *([f"--envs_per_actor={args.envs_per_actor}"]
+         if args.envs_per_actor else [])],
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+              for actor in range(args.num_actors)]
+  for child in children:
+    if child.stdout.readline().strip() != "ready":
+      raise RuntimeError(f"A {kind} process did not start.")
+  for child in children:
+    child.stdin.write("go\n")
+    child.stdin.flush()
+  results = [json.loads(child.communicate(timeout=args.ceiling_s + 600)[0]
+                        .strip().splitlines()[-1]) for child in children]
+  return {"fps": sum(r["fps"] for r in results),
+          "onednn": results[0]["onednn"]}
 
 
 def learner_ceiling(exp, seconds):
@@ -179,14 +254,15 @@ def peak_rss_by_role(marker):
 
 
 def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
-               launch_args=()):
+               launch_args=(), suite_args=()):
   logdir = tempfile.mkdtemp(prefix="impala_tf_e2e_")
   # NAME=VALUE words are the launcher's environment, the others its flags.
   env = dict(os.environ)
   env.update(a.split("=", 1) for a in launch_args if _is_env(a))
   proc = subprocess.Popen(
-      [sys.executable, "-m", "impala_tf.launch", f"--torso={torso}",
-       f"--num_actors={num_actors}", f"--envs_per_actor={envs_per_actor}",
+      [sys.executable, "-m", "impala_tf.launch", *suite_args,
+       f"--torso={torso}", f"--num_actors={num_actors}",
+       *([f"--envs_per_actor={envs_per_actor}"] if envs_per_actor else []),
        "--total_frames=1000000000", "--log_interval_s=5",
        f"--logdir={logdir}", *(a for a in launch_args if not _is_env(a))],
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -244,20 +320,13 @@ def _is_env(word):
 
 
 def _child(args):
-  """One ceiling under the --onednn setting its role gets and the
-  --precision; prints JSON."""
-  role = "actor" if args.child == "inference" else "learner"
-  cpu.configure_onednn(args.onednn, role, args.torsos)
+  """The learner's ceiling under the --onednn setting a learner gets and
+  the --precision; prints JSON."""
+  cpu.configure_onednn(args.onednn, "learner", args.torsos)
   from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
   tf_startup.import_tensorflow()
-  exp = experiment_lib.build(
-      "atari57", ["pong"], presets.ATARI.replace(torso=args.torsos,
-                                                 precision=args.precision),
-      envs_per_actor=args.envs_per_actor)
-  if args.child == "inference":
-    value = inference_ceiling(exp, args.envs_per_actor, args.ceiling_s)
-  else:
-    value = learner_ceiling(exp, args.ceiling_s)
+  exp = _experiment(args, args.torsos, args.precision)
+  value = learner_ceiling(exp, args.ceiling_s)
   print(json.dumps({"fps": value, "onednn": cpu.tf_onednn_enabled()}))
 
 
@@ -266,8 +335,10 @@ def _ceiling_in_child(kind, torso, setting, args):
   out = subprocess.run(
       [sys.executable, __file__, f"--child={kind}", f"--torsos={torso}",
        f"--onednn={onednn}", f"--precision={precision}",
-       f"--ceiling_s={args.ceiling_s}",
-       f"--envs_per_actor={args.envs_per_actor}"],
+       f"--ceiling_s={args.ceiling_s}", f"--suite={args.suite}",
+       f"--levels={args.levels}",
+       *([f"--envs_per_actor={args.envs_per_actor}"]
+         if args.envs_per_actor else [])],
       capture_output=True, text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -279,7 +350,12 @@ def main():
   parser.add_argument("--ceiling_s", type=float, default=15)
   parser.add_argument("--torsos", default="shallow,deep")
   parser.add_argument("--num_actors", type=int, default=os.cpu_count() or 1)
-  parser.add_argument("--envs_per_actor", type=int, default=16)
+  parser.add_argument("--envs_per_actor", type=int, default=None,
+                      help="default: the suite's (16 for Atari, 4 for "
+                      "DMLab-30)")
+  parser.add_argument("--suite", default="atari57")
+  parser.add_argument("--levels", default="",
+                      help="comma-separated; default the suite's")
   parser.add_argument("--launch_args", default="",
                       help="More launcher flags, e.g. '--actor_threads=0'.")
   parser.add_argument("--skip_ceilings", action="store_true",
@@ -296,7 +372,11 @@ def main():
   parser.add_argument("--repeats", type=int, default=1,
                       help="end-to-end runs per setting, alternating")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+  parser.add_argument("--actor", type=int, default=0, help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.child in ("environments", "inference"):
+    _per_actor_child(args)
+    return
   if args.child:
     _child(args)
     return
@@ -309,8 +389,12 @@ def main():
   names = {setting: " ".join(filter(None, (
       f"--onednn={setting[0]} --precision={setting[1]}", setting[2])))
            for setting in settings}
-  print(f"CPU: {cpu.read_cpu_info().describe()}; Pong, {args.num_actors} "
-        f"actors x {args.envs_per_actor} envs; "
+  exp = _experiment(args, args.torsos.split(",")[0])
+  suite_args = [f"--suite={args.suite}"] + (
+      [f"--levels={args.levels}"] if args.levels else [])
+  print(f"CPU: {cpu.read_cpu_info().describe()}; {args.suite} "
+        f"{','.join(exp.levels)}, {args.num_actors} actors x "
+        f"{exp.envs_per_actor} envs; "
         f"{'; '.join(names.values())}; frames = 4 x agent steps; medians",
         flush=True)
   for torso in args.torsos.split(","):
@@ -319,7 +403,8 @@ def main():
       for setting in settings:
         runs[setting].append(end_to_end(
             torso, args.num_actors, args.envs_per_actor, args.seconds,
-            args.warmup_s, args.launch_args.split() + names[setting].split()))
+            args.warmup_s, args.launch_args.split() + names[setting].split(),
+            suite_args))
     for setting in settings:
       fps = statistics.median(r[0] for r in runs[setting])
       fill = statistics.median(r[1] for r in runs[setting])
@@ -346,9 +431,8 @@ def main():
           for role, (pss, anon) in sorted(top[4].items())))
       if args.skip_ceilings:
         continue
-      envs = env_ceiling(args.num_actors * args.envs_per_actor,
-                         args.ceiling_s)
-      inference = _ceiling_in_child("inference", torso, setting, args)
+      envs = per_actor_ceiling("environments", torso, setting, args)["fps"]
+      inference = per_actor_ceiling("inference", torso, setting, args)
       learn = _ceiling_in_child("learner", torso, setting, args)
       ceilings = (envs, inference["fps"], learn["fps"])
       # Each ceiling had both cores; end to end, the three share them, so

@@ -1,8 +1,8 @@
 """The actor's main loop: refresh weights, unroll, enqueue, until told to stop.
 
 The same loop runs in an actor process (attached to the learner's channels
-over TF's distributed runtime) and in an actor thread of the in-process
-variant (`in_process.py`).
+over TF's distributed runtime) and in an actor thread
+in threads mode (`roles/threads.py`).
 """
 
 import threading

@@ -157,6 +157,21 @@ def check_every_level_played(exp: Experiment, num_actors: int):
         "unset to get enough.")
 
 
+def resolve_queue(exp: Experiment, num_actors: int,
+                  capacity: Optional[int] = None,
+                  start_below: Optional[int] = None) -> tuple[int, int]:
+  """(capacity, start threshold) of the learner's queue: the given ones or
+  the defaults, checked (a ValueError says what is wrong)."""
+  if capacity is None:
+    capacity = default_queue_capacity(exp, num_actors)
+  if start_below is None:
+    start_below = default_actor_start_below(exp)
+  check_queue_capacity(exp, capacity)
+  check_policy_lag(exp, num_actors)
+  check_actor_start_below(capacity, start_below)
+  return capacity, start_below
+
+
 def default_queue_capacity(exp: Experiment, num_actors: int) -> int:
   """Room for two batches or one unroll of every actor, whichever is more,
   so actors rarely block while memory stays bounded."""

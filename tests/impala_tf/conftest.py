@@ -3,7 +3,7 @@
 import pytest
 
 from impala_tf import experiment
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import presets
 
 CATCH_RUN_FRAMES = 96_000
@@ -19,7 +19,7 @@ def trained_catch_run(tmp_path_factory):
   # 96,000 frames (the preset's 128,000 less a quarter, to save time):
   # Catch's default runs pass 0.9 by 60,000 (docs/results.md).
   config = presets.CATCH.replace(total_frames=CATCH_RUN_FRAMES)
-  result = in_process.train_in_process(
+  result = threads.train_in_process(
       experiment.build("catch", config=config), num_actors=2,
       logdir=str(logdir), log=lines.append, log_interval_s=2.0)
   assert result.mean_returns["catch"] >= 0.9, lines

@@ -9,7 +9,7 @@ import pytest
 
 from impala_tf import actor_loop
 from impala_tf import experiment
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import learner_loop
 from impala_tf import presets
 from impala_tf.runtime import channels as channels_lib
@@ -133,7 +133,7 @@ def test_a_threshold_above_the_capacity_is_refused():
   exp = experiment.build("catch", config=presets.CATCH, envs_per_actor=4)
   with pytest.raises(ValueError, match=r"--actor_start_below=80 must be "
                      r"between 0 .* and the queue capacity \(64\)"):
-    in_process.train_in_process(exp, num_actors=2, queue_capacity=64,
+    threads.train_in_process(exp, num_actors=2, queue_capacity=64,
                                 actor_start_below=80, log=lambda _: None)
 
 
@@ -157,7 +157,7 @@ def test_a_learner_bound_run_trains_on_trajectories_two_updates_old(
                                  total_frames=30 * 8 * 5)
   exp = experiment.build("catch", config=config, envs_per_actor=4)
   part = _SlowLearner()
-  result = in_process.train_in_process(
+  result = threads.train_in_process(
       exp, num_actors=2, queue_capacity=48, actor_start_below=start_below,
       log=lambda _: None, extra_parts=[part])
   assert result.num_updates == 30

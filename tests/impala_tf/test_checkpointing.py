@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import experiment
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import learner as learner_lib
 from impala_tf import presets
 from impala_tf import run_dir
@@ -36,7 +36,7 @@ def _checkpoint(learner):
 
 def test_restore_brings_back_weights_slots_and_counters(tmp_path):
   exp = _catch(6 * 8 * 5)
-  in_process.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
+  threads.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
                               log=lambda _: None)
   directory = str(tmp_path / run_dir.CHECKPOINT_DIR)
   saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(directory))

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import experiment
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import learner as learner_lib
 from impala_tf import learner_loop
 from impala_tf import presets
@@ -59,7 +59,7 @@ def test_a_part_added_from_outside_sees_every_hook_in_order(tmp_path):
   exp = experiment.build("catch", config=config, envs_per_actor=4)
   part = RecordingPart()
   lines = []
-  result = in_process.train_in_process(exp, num_actors=1,
+  result = threads.train_in_process(exp, num_actors=1,
                                        logdir=str(tmp_path), log=lines.append,
                                        extra_parts=[part])
   assert result.num_updates == 4

@@ -11,7 +11,7 @@ from impala_tf import actor as actor_lib
 from impala_tf import actor_loop
 from impala_tf import experiment
 from impala_tf import faults
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import learner_loop
 from impala_tf import presets
 
@@ -31,7 +31,7 @@ def test_every_trajectory_is_exactly_k_updates_old(lag):
   # Two actors of 4 environments: exactly one batch per weights version.
   exp = experiment.build("catch", config=config, envs_per_actor=4)
   part = _Lags()
-  result = in_process.train_in_process(exp, num_actors=2,
+  result = threads.train_in_process(exp, num_actors=2,
                                        log=lambda _: None,
                                        extra_parts=[part])
   assert result.num_updates == 12
@@ -47,7 +47,7 @@ def test_a_lag_the_actors_could_never_feed_is_refused():
   config = presets.CATCH.replace(batch_size=8, unroll_length=5, policy_lag=1)
   exp = experiment.build("catch", config=config, envs_per_actor=3)
   with pytest.raises(ValueError, match=r"2 actors x 3 environments = 6"):
-    in_process.train_in_process(exp, num_actors=2, log=lambda _: None)
+    threads.train_in_process(exp, num_actors=2, log=lambda _: None)
   experiment.check_policy_lag(exp, num_actors=3)  # 9 >= 8: accepted.
 
 
@@ -58,7 +58,7 @@ def _train_with_deadline(exp, part, deadline_s=120, **kwargs):
   timer = threading.Timer(deadline_s, stop.set)
   timer.start()
   try:
-    return in_process.train_in_process(exp, num_actors=2, log=lambda _: None,
+    return threads.train_in_process(exp, num_actors=2, log=lambda _: None,
                                        extra_parts=[part], stop=stop,
                                        **kwargs)
   finally:

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import experiment
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import learner_loop
 from impala_tf import presets
 from impala_tf import replay
@@ -83,7 +83,7 @@ def test_half_of_every_batch_comes_from_replay_and_only_fresh_frames_count(
   exp = experiment.build("catch", config=config, envs_per_actor=4)
   part = _Batches()
   lines = []
-  in_process.train_in_process(exp, num_actors=1, log=lines.append,
+  threads.train_in_process(exp, num_actors=1, log=lines.append,
                               extra_parts=[part], logdir=str(tmp_path))
   assert any("Replay: 40 trajectories" in line and "4 of every 8" in line
              for line in lines), lines

@@ -1,11 +1,11 @@
-"""The in-process variant: actors as threads learn the test environment."""
+"""Threads mode: actors as threads learn the test environment."""
 
 import json
 
 import pytest
 
 from impala_tf import experiment
-from impala_tf import in_process
+from impala_tf.roles import threads
 from impala_tf import presets
 
 
@@ -38,7 +38,7 @@ def test_atari_stacked_frames_reach_the_learner(tmp_path):
   exp = experiment.build("atari57", ["pong"], config, envs_per_actor=4)
   assert exp.frame_stack == 4
   assert "newest_frame" in exp.trajectory_specs()
-  result = in_process.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
+  result = threads.train_in_process(exp, num_actors=1, logdir=str(tmp_path),
                                      log=lambda _: None)
   assert result.num_updates >= 3
   assert result.num_frames >= config.total_frames

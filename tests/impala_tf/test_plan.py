@@ -1,0 +1,127 @@
+"""The run plan: every default and check of a run, resolved in-process
+from the launcher's flags, without TensorFlow and without a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from impala_tf import launch
+from impala_tf import plan as plan_lib
+
+
+def _plan(*flags, environ=None, cpu_count=2, now=0.0):
+  flag_values = launch.define_flags(launch.flags.FlagValues())
+  flag_values(["launch", *flags])
+  return plan_lib.resolve(flag_values.flag_values_dict(), environ or {},
+                          cpu_count=cpu_count, now=now)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--suite=procgen"], "Unknown suite 'procgen'; expected one of atari57"),
+    (["--suite=atari57", "--levels=pongg"], "pong"),
+    (["--suite=catch", "--num_actors=0"], "--num_actors=0"),
+    (["--suite=catch", "--batch_size=64", "--queue_capacity=32"],
+     "smaller than the batch size"),
+    (["--suite=catch", "--torso=resnet"], "torso"),
+    (["--suite=catch", "--max_grad_norm=big"], "number or 'none'"),
+    (["--suite=catch", "--actor_threads=-1"], "--actor_threads"),
+    (["--suite=catch", "--envs_per_actor=0"], "--envs_per_actor=0"),
+    (["--suite=catch", "--queue_capacity=0"], "--queue_capacity=0"),
+    (["--suite=catch", "--job=actor", "--learner_address=notahost"],
+     "the learner address must be HOST:PORT"),
+    (["--suite=catch", "--job=learner", "--port=70000"], "--port=70000"),
+    (["--suite=catch", "--seed=-1"], "--seed=-1"),
+    (["--suite=catch", "--logdir=afile"], "--logdir afile is a file"),
+    (["--suite=catch", "--logdir=afile/run"], "--logdir afile/run cannot be "
+     "created"),
+])
+def test_bad_input_is_one_clear_error(tmp_path, monkeypatch, flags,
+                                      message):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "afile").write_text("not a directory")
+  with pytest.raises(plan_lib.PlanError) as info:
+    plan = launch.plan_from_argv(["launch", *flags], environ={})
+    plan_lib.check_run_directory(plan.logdir)
+  assert message in str(info.value)
+  assert "\n" not in str(info.value)
+  # Nothing started: no default run directory.
+  assert not (tmp_path / "runs").exists()
+
+
+def test_a_local_run_by_default(monkeypatch):
+  monkeypatch.setattr(plan_lib.time, "localtime",
+                      lambda now: __import__("time").gmtime(now))
+  plan = _plan("--suite=catch", now=86400.0 * 365)
+  assert plan.role == "local" and plan.num_actors == 2
+  assert plan.logdir == "runs/catch-19710101-000000"
+  assert plan.experiment.levels == ("catch",)
+  assert plan.experiment.envs_per_actor == 8
+  # Two batches, or one unroll of every actor (Catch batch 32).
+  assert plan.queue_capacity == 64 and plan.actor_start_below == 24
+  assert plan.loop == plan_lib.LoopOptions(5.0, 600.0, 5)
+  assert plan.pbt is None and plan.notes == ()
+
+
+def test_threads_mode_and_flags_that_override_the_preset():
+  plan = _plan("--suite=catch", "--run_mode=threads", "--num_actors=3",
+               "--batch_size=8", "--max_grad_norm=none", "--logdir=x")
+  assert plan.role == "threads" and plan.num_actors == 3
+  assert plan.logdir == "x"
+  assert plan.experiment.config.batch_size == 8
+  assert plan.experiment.config.max_grad_norm is None
+  assert plan.queue_capacity == max(2 * 8, 3 * 8)
+
+
+def test_cluster_roles_from_flags_and_from_tf_config():
+  actor = _plan("--suite=catch", "--job=actor", "--task=3",
+                "--learner_address=learner:7000")
+  assert (actor.role, actor.task, actor.learner_address) == (
+      "actor", 3, "learner:7000")
+  assert actor.logdir is None and actor.queue_capacity is None
+  tf_config = {"cluster": {"learner": ["host:5000"]},
+               "task": {"type": "learner", "index": 0}}
+  learner = _plan("--suite=catch", environ={"TF_CONFIG": json.dumps(
+      tf_config)})
+  assert learner.role == "learner" and learner.port == 5000
+  assert learner.logdir is None  # A cluster learner may run without one.
+  with pytest.raises(plan_lib.PlanError, match="TF_CONFIG must look like"):
+    _plan("--suite=catch", environ={"TF_CONFIG": "{not json"})
+  with pytest.raises(plan_lib.PlanError, match="needs --port"):
+    _plan("--suite=catch", "--job=learner")
+  with pytest.raises(plan_lib.PlanError, match="needs --learner_address"):
+    _plan("--suite=catch", "--job=actor")
+
+
+def test_a_population_member_gets_its_directory_and_rules(tmp_path):
+  plan = _plan("--suite=catch", f"--pbt_dir={tmp_path}", "--member=2",
+               "--pbt_ready_episodes=30")
+  assert plan.logdir == str(tmp_path / "member-2")
+  assert plan.pbt == plan_lib.PbtOptions(str(tmp_path), 2, 20_000_000, 30,
+                                         5.0, "table_d1")
+  with pytest.raises(plan_lib.PlanError, match="--pbt_dir needs --member"):
+    _plan("--suite=catch", f"--pbt_dir={tmp_path}")
+  with pytest.raises(plan_lib.PlanError, match="--member needs --pbt_dir"):
+    _plan("--suite=catch", "--member=1")
+
+
+def test_every_level_is_played():
+  # Atari gives each actor one game: three games need three actors.
+  plan = _plan("--levels=pong,breakout,qbert")
+  assert plan.num_actors == 3
+  assert {int(plan.experiment.level_ids(a)[0]) for a in range(3)} == {
+      0, 1, 2}
+  with pytest.raises(plan_lib.PlanError, match=r"1 of the 3 levels would "
+                     r"never be played by 2 actors x 16 environments "
+                     r"\(qbert\)"):
+    _plan("--levels=pong,breakout,qbert", "--num_actors=2")
+
+
+def test_resolving_a_plan_starts_no_tensorflow():
+  code = ("import sys\n"
+          "from impala_tf import launch\n"
+          "plan = launch.plan_from_argv(['launch', '--suite=catch'])\n"
+          "assert plan.role == 'local'\n"
+          "assert 'tensorflow' not in sys.modules, 'TF imported'\n")
+  subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
