@@ -60,6 +60,7 @@ from impala_tf import cpu
 from impala_tf import experiment as experiment_lib
 from impala_tf import presets
 from impala_tf import suites
+from impala_tf.runtime import processes
 
 
 def _experiment(args, torso, precision="float32"):
@@ -186,19 +187,10 @@ def _run_processes(marker):
   """{pid: command line} of the run's processes (the launcher's and the
   template the learner and actors are forked from) whose command line
   contains marker."""
-  found = {}
-  for entry in os.listdir("/proc"):
-    if not entry.isdigit():
-      continue
-    try:
-      with open(f"/proc/{entry}/cmdline", "rb") as f:
-        cmdline = f.read().decode(errors="replace")
-    except OSError:
-      continue  # The process ended.
-    if marker in cmdline and ("impala_tf.launch" in cmdline or
-                              "impala_tf.runtime.template" in cmdline):
-      found[entry] = cmdline
-  return found
+  return {pid: cmdline for pid, cmdline in
+          processes.find_processes(marker).items()
+          if "impala_tf.launch" in cmdline or
+          "impala_tf.runtime.template" in cmdline}
 
 
 def _status_kib(path, *fields):

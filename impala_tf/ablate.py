@@ -32,7 +32,6 @@ import itertools
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from typing import Optional, Sequence
@@ -42,7 +41,7 @@ from absl import flags
 
 import numpy as np
 
-from impala_tf.runtime import processes
+from impala_tf.runtime import runs
 
 FLAGS = flags.FLAGS
 _FINISHED = ("completed", "diverged")
@@ -106,13 +105,12 @@ def command(point: GridPoint, output: str, suite: str, total_frames: int,
 
 
 def status(output: str, point: GridPoint) -> Optional[dict]:
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
-  return run_dir.read_json(os.path.join(output, point.name,
-                                        run_dir.RESULT_FILE))
+  return runs.result(os.path.join(output, point.name))
 
 
 def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
-             output: str, log=print, stop_grace_s: float = 300.0) -> None:
+             output: str, log=print,
+             stop_grace_s: float = runs.STOP_GRACE_S) -> None:
   """Runs every unfinished point, `parallel` at a time; each run's output
   goes to its run directory's `output.log`.
 
@@ -127,20 +125,21 @@ def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
   if done:
     log(f"{done} of {len(points)} runs already finished; running the other "
         f"{len(todo)}.")
-  running: dict[GridPoint, tuple] = {}
+  pool = runs.RunPool(log=log, grace_s=stop_grace_s)
   signals = []
   previous = {sig: signal.signal(sig, lambda sig, _: signals.append(sig))
               for sig in (signal.SIGTERM, signal.SIGINT)}
   try:
-    _run(todo, running, commands, parallel, output, log, len(points), done,
+    _run(todo, pool, commands, parallel, output, log, len(points), done,
          signals)
   finally:
     for sig, handler in previous.items():
       signal.signal(sig, handler)
+    interrupted = sorted(pool.running)
+    _stop(pool, log, stop_grace_s)
   if signals:
-    _stop(running, output, log, stop_grace_s)
     raise GridStopped(
-        f"Stopped by {signal.Signals(signals[0]).name}: {len(running)} "
+        f"Stopped by {signal.Signals(signals[0]).name}: {len(interrupted)} "
         f"run(s) interrupted, {len(todo)} not started; the same command "
         "resumes the grid.")
 
@@ -150,56 +149,38 @@ class GridStopped(Exception):
   command."""
 
 
-def _stop(running: dict, output: str, log, grace_s: float) -> None:
-  for point, (proc, _) in running.items():
-    if proc.poll() is None:
-      proc.send_signal(signal.SIGTERM)
-  deadline = time.time() + grace_s
-  for point, (proc, _) in running.items():
-    try:
-      proc.wait(timeout=max(0.0, deadline - time.time()))
-    except subprocess.TimeoutExpired:
-      proc.kill()
-      proc.wait()
-      log(f"    {point.name}: still running {grace_s:.0f} s after SIGTERM; "
+def _stop(pool: runs.RunPool, log, grace_s: float) -> None:
+  """Stops the runs under way and says how each ended."""
+  for name, code in pool.stop().items():
+    result = pool.result(name) or {}
+    if code == -signal.SIGKILL and result.get("status") != "stopped":
+      log(f"    {name}: still running {grace_s:.0f} s after SIGTERM; "
           "killed (it resumes from its last checkpoint).")
       continue
-    result = status(output, point) or {}
-    log(f"    {point.name}: {result.get('status', 'no result')} at "
-        f"{result.get('num_frames', 0):,} frames (exit {proc.returncode})")
+    log(f"    {name}: {result.get('status', 'no result')} at "
+        f"{result.get('num_frames', 0):,} frames (exit {code})")
 
 
-def _run(todo, running, commands, parallel, output, log, total, done,
-         signals):
-  while (todo or running) and not signals:
-    while todo and len(running) < parallel:
+def _run(todo, pool, commands, parallel, output, log, total, done, signals):
+  started = {}
+  while (todo or pool.running) and not signals:
+    while todo and len(pool.running) < parallel:
       point = todo.pop(0)
-      directory = os.path.join(output, point.name)
-      os.makedirs(directory, exist_ok=True)
-      out = open(os.path.join(directory, "output.log"), "ab")
-      # Its own session: a Ctrl-C at the terminal reaches the runner, which
-      # stops the runs itself (so a SIGTERM to the runner alone does too).
-      proc = subprocess.Popen(commands[point], stdout=out,
-                              stderr=subprocess.STDOUT,
-                              start_new_session=True)
-      out.close()
-      running[point] = (proc, time.time())
-      log(f"[{done + len(running)}/{total}] {point.name}: started")
+      pool.start(point.name, commands[point],
+                 os.path.join(output, point.name))
+      started[point.name] = time.time()
+      log(f"[{done + len(pool.running)}/{total}] {point.name}: started")
     time.sleep(1.0)
-    for point, (proc, started) in list(running.items()):
-      code = proc.poll()
-      if code is None:
-        continue
-      del running[point]
+    for name, code in pool.poll().items():
       done += 1
-      result = status(output, point) or {}
-      log(f"[{done}/{total}] {point.name}: {result.get('status', 'no result')}"
+      result = pool.result(name) or {}
+      log(f"[{done}/{total}] {name}: {result.get('status', 'no result')}"
           f" (exit {code}), return {result.get('mean_return', math.nan):.2f}, "
-          f"{(time.time() - started) / 60:.0f} min")
+          f"{(time.time() - started[name]) / 60:.0f} min")
       if code:
         # The run's last line: its error, when it failed.
-        path = os.path.join(output, point.name, "output.log")
-        log(f"    {processes.last_line(path) or f'(nothing in {path})'}")
+        path = runs.output_log(os.path.join(output, name))
+        log(f"    {pool.last_line(name) or f'(nothing in {path})'}")
 
 
 def summarize(points: Sequence[GridPoint], output: str) -> dict:
@@ -266,7 +247,7 @@ def write_curves(points: Sequence[GridPoint], levels: Sequence[str],
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from impala_tf import plot  # pylint: disable=g-import-not-at-top
+  from impala_tf import curves as curves_lib  # pylint: disable=g-import-not-at-top
   settings = sorted({p.row[:2] for p in points},
                     key=lambda r: (r[0], -1 if r[1] is None else r[1]))
   variants = list(dict.fromkeys(p.variant for p in points))
@@ -283,7 +264,7 @@ def write_curves(points: Sequence[GridPoint], levels: Sequence[str],
         for point in points:
           if (point.level, point.row) != (level, (*setting, variant)):
             continue
-          curve = plot.read_scalars(os.path.join(output, point.name)).get(
+          curve = curves_lib.read_scalars(os.path.join(output, point.name)).get(
               f"return/{level}")
           if curve:
             curves.append(np.array(curve))

@@ -8,8 +8,7 @@ before that step, so the learner can recompute everything from the
 trajectory alone (the paper's Sec. 3 and its code's ActorOutput).
 
 An environment whose frame is a stack of the last S frames (`frame_stack`
-> 1, Atari) sends each frame once (`trajectory.STACKED_FRAME_FIELDS`); the
-actor checks at every step that the stack behaves as that encoding assumes.
+> 1, Atari) sends each frame once (`trajectory.FrameStackEncoder`).
 """
 
 from typing import Optional, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from impala_tf import envs
+from impala_tf import experiment
 from impala_tf import networks
 from impala_tf import trajectory
 
@@ -56,20 +56,20 @@ class Actor:
     # trace (0.2 of 1.7 ms per step of 16 Pong environments,
     # docs/benchmarks.md); an actor's shapes and dtypes never change.
     self._traced: dict[bool, tf.types.experimental.ConcreteFunction] = {}
-    # Only the observations the network reads travel to the learner.
-    self._observation_names = ["frame"] + (
-        ["instruction"] if network.use_instruction else [])
+    self._observation_names = experiment.observations_sent(
+        env.observation_spec, network.use_instruction)
     observation_spec = {name: env.observation_spec[name]
                         for name in self._observation_names}
-    self._frame_stack = int(getattr(env, "frame_stack", 1))
+    frame_stack = int(getattr(env, "frame_stack", 1))
     self._specs = trajectory.specs(self.unroll_length, env.num_actions,
                                    observation_spec, network.use_lstm,
-                                   frame_stack=self._frame_stack)
+                                   frame_stack=frame_stack)
+    self._stacks = (trajectory.FrameStackEncoder(frame_stack)
+                    if frame_stack > 1 else None)
     # The step that the next unroll starts with (see the module docstring).
     self._first: Optional[dict] = None
     self._pending_action = None
     self._state_after_first = None
-    self._last_frame = None  # The stacked frame recorded last.
     # Steps where the policy's logits were not finite (see `_act`).
     self.broken_policy_steps = 0
 
@@ -128,41 +128,13 @@ class Actor:
   def _record(self, env_output, prev_action, logits):
     observation = env_output.observation
     step = {k: observation[k] for k in self._observation_names}
-    if self._frame_stack > 1:
-      frame = step.pop("frame")
-      step["newest_frame"] = frame[..., -1]
-      step["stack_restart"] = self._stack_restarts(frame, env_output.done)
-      self._last_frame = frame
+    if self._stacks is not None:
+      step.update(self._stacks.encode(step.pop("frame"), env_output.done))
     step.update(reward=env_output.reward, done=env_output.done,
                 prev_action=prev_action, behaviour_logits=logits,
                 episode_return=env_output.episode_return,
                 episode_length=env_output.episode_length)
     return step
-
-  def _stack_restarts(self, frame: np.ndarray, done: np.ndarray) -> np.ndarray:
-    """bool `[N]`: which stacks start afresh here (older frames all zero).
-
-    Anywhere else the stack must have moved by one frame: its newest-but-one
-    frame is the previous step's newest. Raises if neither holds, since the
-    learner would then rebuild other frames than the policy saw.
-    """
-    if self._last_frame is None:  # The first frames: every stack is new.
-      candidates = np.ones(len(done), bool)
-      moved = np.zeros(len(done), bool)
-    else:
-      candidates = np.asarray(done, bool)
-      moved = (frame[..., -2] == self._last_frame[..., -1]).all(axis=(1, 2))
-    restart = np.zeros(len(done), bool)
-    if candidates.any():
-      restart[candidates] = ~frame[candidates][..., :-1].any(axis=(1, 2, 3))
-    bad = np.flatnonzero(~(restart | moved))
-    if bad.size:
-      raise RuntimeError(
-          f"Environment(s) {bad.tolist()}: the stacked frame neither moved "
-          "on by one frame nor started afresh with zeros, so it cannot be "
-          f"sent as single frames (frame_stack={self._frame_stack}); set "
-          "the environment's frame_stack to 1 to send whole stacks.")
-    return restart
 
   def _start(self):
     env_output = self.env.reset()
@@ -191,10 +163,8 @@ class Actor:
     self._state_after_first = state_after
 
   def _frame_history(self):
-    """The older frames of the stack recorded last (None if unstacked)."""
-    if self._frame_stack == 1:
-      return None
-    return np.array(self._last_frame[..., :-1])
+    """The older frames of the stacks recorded last (None if unstacked)."""
+    return None if self._stacks is None else self._stacks.history()
 
   def unroll(self, policy_version: int = 0) -> dict[str, np.ndarray]:
     """Steps every environment `T` times; returns `[N, T+1, ...]` arrays."""

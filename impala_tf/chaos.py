@@ -25,7 +25,6 @@ import os
 import random
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +34,11 @@ from typing import Optional
 from absl import app
 from absl import flags
 
+from impala_tf.runtime import processes
+from impala_tf.runtime import runs
+
+# The run's name in the pool.
+_RUN = "run"
 _FRAMES = re.compile(r"^frames ([\d,]+) ")
 _RESTORED = re.compile(r"Restored \S+ at ([\d,]+) frames")
 
@@ -60,8 +64,11 @@ class ChaosRun:
     self.rng = random.Random(seed)
     self.log = log
     self.lines: list[str] = []
-    self.proc: Optional[subprocess.Popen] = None
+    self.pool = runs.RunPool(log=log)
     self.launches = 0
+    self._codes: dict[str, int] = {}  # The launcher's exit code.
+    self._reader: Optional[threading.Thread] = None
+    self._done = threading.Event()  # Set when the run's output is all in.
     self.faults = {name: Fault(name) for name in (
         "actor SIGKILL", "actor SIGSTOP", "learner SIGKILL",
         "checkpoint writes fail", "non-finite loss")}
@@ -79,16 +86,40 @@ class ChaosRun:
 
   def _launch(self):
     env = dict(os.environ, IMPALA_TF_FAULTS_FILE=self.faults_file)
-    self.proc = subprocess.Popen(
-        self._command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env=env, start_new_session=True)
+    self.pool.start(_RUN, self._command(), self.logdir, env=env)
     self.launches += 1
-    threading.Thread(target=self._read, args=(self.proc,),
-                     daemon=True).start()
+    if self._reader is None:
+      self._reader = threading.Thread(target=self._read, daemon=True)
+      self._reader.start()
 
-  def _read(self, proc):
-    for line in proc.stdout:
-      self.lines.append(line.rstrip("\n"))
+  def _read(self):
+    """Follows the run's output.log (every launch appends to it) into
+    `lines`, until `_done` is set and everything is read."""
+    pending = b""
+    with open(runs.output_log(self.logdir), "rb") as f:
+      while True:
+        finished = self._done.is_set()
+        chunk = f.read()
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        self.lines.extend(l.decode(errors="replace") for l in complete)
+        if finished and not chunk:
+          return
+        if not chunk:
+          time.sleep(0.1)
+
+  def _running(self) -> bool:
+    self._codes.update(self.pool.poll())
+    return _RUN in self.pool.running
+
+  def _wait(self, timeout_s: float) -> int:
+    """Waits for the run's launcher to end; returns its exit code."""
+    deadline = time.monotonic() + timeout_s
+    while self._running():
+      if time.monotonic() > deadline:
+        raise TimeoutError(f"the run did not end within {timeout_s:g} s")
+      time.sleep(0.2)
+    return self._codes[_RUN]
 
   def _frames(self) -> int:
     for line in reversed(self.lines):
@@ -107,18 +138,7 @@ class ChaosRun:
     return False
 
   def _pids(self, role: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-      if not entry.isdigit():
-        continue
-      try:
-        with open(f"/proc/{entry}/cmdline", "rb") as f:
-          cmdline = f.read().decode(errors="replace")
-      except OSError:
-        continue
-      if self.logdir in cmdline and f"--job={role}" in cmdline:
-        pids.append(int(entry))
-    return pids
+    return sorted(processes.find_processes(self.logdir, role))
 
   def _set_faults(self, text: str):
     with open(self.faults_file + ".tmp", "w") as f:
@@ -166,7 +186,7 @@ class ChaosRun:
     frames = self._frames()
     os.kill(pids[0], signal.SIGKILL)
     fault.injected += 1
-    self.proc.wait(timeout=60)
+    self._wait(60)
     mark = len(self.lines)
     self._launch()  # The same command again: it resumes.
     if self._wait_for(_RESTORED.pattern, mark, 120):
@@ -213,14 +233,16 @@ class ChaosRun:
     marks = [self.total_frames * 0.8 * (i + self.rng.uniform(0.2, 0.8)) /
              len(plan) for i in range(len(plan))]
     for name, mark in zip(plan, marks):
-      while self._frames() < mark and self.proc.poll() is None:
+      while self._frames() < mark and self._running():
         time.sleep(0.5)
-      if self.proc.poll() is not None:
+      if not self._running():
         break
       self.log(f"chaos: {name.replace('_', ' ')} at {self._frames():,} "
                "frames")
       getattr(self, name)()
-    code = self.proc.wait(timeout=3600)
+    code = self._wait(3600)
+    self._done.set()
+    self._reader.join(timeout=30)
     return self.report(code)
 
   def report(self, code: int) -> bool:

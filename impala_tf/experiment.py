@@ -17,6 +17,16 @@ from impala_tf import presets
 from impala_tf import suites
 
 
+def observations_sent(available: Sequence[str],
+                      use_instruction: bool) -> tuple[str, ...]:
+  """The observations that travel in trajectories (and that the network
+  reads): the frame, and the instruction when the network has an
+  instruction encoder, of the `available` ones. Decided here for the
+  experiment and for every actor."""
+  wanted = ("frame", "instruction") if use_instruction else ("frame",)
+  return tuple(name for name in wanted if name in available)
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """See the module docstring.
@@ -111,13 +121,13 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
         f"{suite_object.action_repeat}.")
   env_options = suite_object.check_options(levels, env_options or {})
   spec = suite_object.env_spec(levels, env_options)
-  observation_spec = dict(spec.observation_spec)
-  if config.use_instruction and "instruction" not in observation_spec:
+  if config.use_instruction and "instruction" not in spec.observation_spec:
     raise ValueError(f"The config reads an instruction (use_instruction=True)"
                      f" but suite {suite!r} has none; set "
                      "use_instruction=False.")
-  if "instruction" in observation_spec and not config.use_instruction:
-    del observation_spec["instruction"]
+  observation_spec = {
+      name: spec.observation_spec[name] for name in
+      observations_sent(spec.observation_spec, config.use_instruction)}
   return Experiment(suite=suite, levels=levels, config=config,
                     num_actions=spec.num_actions,
                     action_names=tuple(spec.action_names),

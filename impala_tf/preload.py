@@ -16,7 +16,7 @@ tf_startup.import_tensorflow(without_keras=True)
 import atari57
 from impala_tf import actor_loop
 from impala_tf import experiment
-from impala_tf import export
+from impala_tf import saved_policy
 from impala_tf import learner
 from impala_tf import learner_loop
 from impala_tf import presets

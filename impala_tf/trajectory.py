@@ -14,8 +14,9 @@ the actors' packing and sending, the learner's receiving and the queue's
 memory (docs/architecture.md gives the sizes).
 """
 
-from typing import Mapping
+from typing import Mapping, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from impala_tf import networks
@@ -31,6 +32,59 @@ STEP_FIELDS = ("reward", "done", "prev_action", "behaviour_logits",
 # `[H, W, S-1]` (oldest first), and per step whether the stack started afresh
 # (bool `[T+1]`: its older frames are zeros).
 STACKED_FRAME_FIELDS = ("newest_frame", "frame_history", "stack_restart")
+
+
+class FrameStackEncoder:
+  """Sends stacked frames as single frames (the module docstring): the
+  actor's half of `STACKED_FRAME_FIELDS`, whose other half is
+  `restore_frames`.
+
+  Feed it every step's stacked frames `[N, H, W, S]` in order (`encode`);
+  it checks at every step that each stack either moved on by one frame or
+  started afresh with zeros, which is what the learner assumes when it
+  rebuilds them.
+  """
+
+  def __init__(self, frame_stack: int):
+    self.frame_stack = int(frame_stack)
+    self._last_frame: Optional[np.ndarray] = None  # Encoded last.
+
+  def encode(self, frame: np.ndarray, done: np.ndarray) -> dict:
+    """{"newest_frame": [N, H, W], "stack_restart": bool [N]} of one step
+    whose stacks are `frame` `[N, H, W, S]`; `done` marks new episodes."""
+    restart = self._restarts(frame, done)
+    self._last_frame = frame
+    return {"newest_frame": frame[..., -1], "stack_restart": restart}
+
+  def history(self) -> np.ndarray:
+    """`[N, H, W, S-1]`: the older frames of the stacks encoded last (a
+    trajectory starting there carries them as "frame_history")."""
+    return np.array(self._last_frame[..., :-1])
+
+  def _restarts(self, frame: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """bool `[N]`: which stacks start afresh here (older frames all zero).
+
+    Anywhere else the stack must have moved by one frame: its newest-but-one
+    frame is the previous step's newest. Raises if neither holds, since the
+    learner would then rebuild other frames than the policy saw.
+    """
+    if self._last_frame is None:  # The first frames: every stack is new.
+      candidates = np.ones(len(done), bool)
+      moved = np.zeros(len(done), bool)
+    else:
+      candidates = np.asarray(done, bool)
+      moved = (frame[..., -2] == self._last_frame[..., -1]).all(axis=(1, 2))
+    restart = np.zeros(len(done), bool)
+    if candidates.any():
+      restart[candidates] = ~frame[candidates][..., :-1].any(axis=(1, 2, 3))
+    bad = np.flatnonzero(~(restart | moved))
+    if bad.size:
+      raise RuntimeError(
+          f"Environment(s) {bad.tolist()}: the stacked frame neither moved "
+          "on by one frame nor started afresh with zeros, so it cannot be "
+          f"sent as single frames (frame_stack={self.frame_stack}); set "
+          "the environment's frame_stack to 1 to send whole stacks.")
+    return restart
 
 
 def specs(unroll_length: int, num_actions: int,

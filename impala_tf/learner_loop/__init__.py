@@ -54,7 +54,7 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
   progress line; saves a checkpoint every `checkpoint_interval_s`; at the
   end saves a last one, exports the policy and writes result.json. Ends
   with the "Done" line. After `max_nonfinite_updates` non-finite updates
-  in a row, ends the run with `divergence.DivergenceError`.
+  in a row, ends the run with `errors.DivergenceError`.
 
   Args:
     channels: the `runtime.channels.Channels` the learner hosts.

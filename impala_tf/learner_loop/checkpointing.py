@@ -19,7 +19,6 @@ import tensorflow as tf
 from impala_tf import errors
 from impala_tf import faults
 from impala_tf.learner_loop import base
-from impala_tf.learner_loop import divergence
 
 
 class CheckpointError(errors.RunError):
@@ -179,7 +178,7 @@ class Checkpointer(base.LoopPart):
       self._last_save = now
 
   def end(self, loop):
-    if isinstance(loop.error, divergence.DivergenceError):
+    if isinstance(loop.error, errors.DivergenceError):
       # The weights that diverged are finite but no use; keep the last
       # checkpoint taken before.
       return

@@ -5,7 +5,7 @@ The update itself never applies a non-finite loss or gradient
 (`learner.Learner`: it is skipped and reported as `finite=False`). This part
 counts the skipped updates (the `nonfinite_updates` counter of the progress
 line and of TensorBoard) and, after `max_consecutive` in a row, ends the run
-with one `DivergenceError` line that says from which update on, which loss
+with one `errors.DivergenceError` line that says from which update on, which loss
 terms went non-finite first, the newest checkpoint kept, and what to try.
 """
 
@@ -13,12 +13,9 @@ import math
 
 from impala_tf import errors
 from impala_tf.learner_loop import base
+from impala_tf.learner_loop import checkpointing
 
 _TERMS = ("pg_loss", "baseline_loss", "entropy_loss", "grad_norm")
-
-
-class DivergenceError(errors.RunError):
-  """The learner's updates stayed non-finite; the run is over."""
 
 
 class DivergenceGuard(base.LoopPart):
@@ -47,10 +44,9 @@ class DivergenceGuard(base.LoopPart):
                if not math.isfinite(float(update.logs[name]))]
       self._first = (loop.num_updates + 1, terms)
     if self.consecutive >= self.max_consecutive:
-      raise DivergenceError(self._message(loop))
+      raise errors.DivergenceError(self._message(loop))
 
   def _message(self, loop) -> str:
-    from impala_tf.learner_loop import checkpointing  # pylint: disable=g-import-not-at-top
     number, terms = self._first
     checkpointer = loop.part(checkpointing.Checkpointer)
     newest = checkpointer.latest() if checkpointer else None

@@ -1,7 +1,7 @@
 """Policy export: the part of the learner's loop that writes the SavedModel
-(`impala_tf.export`) when the run ends, unless it ended with an error."""
+(`impala_tf.saved_policy`) when the run ends, unless it ended with an error."""
 
-from impala_tf import export
+from impala_tf import saved_policy
 from impala_tf.learner_loop import base
 
 
@@ -14,6 +14,6 @@ class PolicyExporter(base.LoopPart):
   def end(self, loop):
     if loop.error is not None:
       return
-    export.export_policy(loop.experiment, loop.learner.variables,
+    saved_policy.export_policy(loop.experiment, loop.learner.variables,
                          loop.num_frames, self.output_dir)
     loop.log(f"Exported the policy to {self.output_dir}.")

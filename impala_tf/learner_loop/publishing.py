@@ -5,8 +5,8 @@ from typing import Optional
 
 import tensorflow as tf
 
+from impala_tf import errors
 from impala_tf.learner_loop import base
-from impala_tf.learner_loop import divergence
 from impala_tf.runtime import weights as weights_runtime
 
 
@@ -34,7 +34,7 @@ class WeightPublisher(base.LoopPart):
   def publish(self, loop):
     flat = weights_runtime.flatten(loop.learner.variables)
     if not bool(tf.reduce_all(tf.math.is_finite(flat))):
-      raise divergence.DivergenceError(
+      raise errors.DivergenceError(
           f"The learner's weights are not finite after update "
           f"{loop.num_updates}; they were not published or saved. Try a "
           "lower --learning_rate or --max_grad_norm.")

@@ -3,9 +3,9 @@ the start and result.json at the end (`run_dir.py` has the layout)."""
 
 import os
 
+from impala_tf import errors
 from impala_tf import run_dir
 from impala_tf.learner_loop import base
-from impala_tf.learner_loop import divergence
 
 
 class RunRecord(base.LoopPart):
@@ -13,7 +13,7 @@ class RunRecord(base.LoopPart):
   or suite (`run_dir.ResumeMismatchError`), reports the settings a resumed
   run changes, and saves config.json. At the end: result.json, with
   `status` "completed" (the frame budget is spent), "stopped" (asked to
-  stop earlier), "diverged" (`divergence.DivergenceError`) or "failed"
+  stop earlier), "diverged" (`errors.DivergenceError`) or "failed"
   (another error ended the run)."""
 
   def __init__(self, logdir: str):
@@ -27,7 +27,7 @@ class RunRecord(base.LoopPart):
     run_dir.save_config(self.logdir, loop.experiment)
 
   def end(self, loop):
-    if isinstance(loop.error, divergence.DivergenceError):
+    if isinstance(loop.error, errors.DivergenceError):
       status = "diverged"
     elif loop.error is not None:
       status = "failed"

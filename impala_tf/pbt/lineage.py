@@ -16,7 +16,7 @@ import os
 import re
 from typing import Optional
 
-from impala_tf import plot as plot_lib
+from impala_tf import curves as curves_lib
 from impala_tf.pbt import store
 
 _MEMBER_DIR = re.compile(r"member-(\d+)$")
@@ -32,7 +32,7 @@ def member_curves(pbt_dir: str) -> dict[int, tuple[str, list]]:
     if not match:
       continue
     try:
-      curves[int(match.group(1))] = plot_lib.curve(path)
+      curves[int(match.group(1))] = curves_lib.curve(path)
     except ValueError:
       continue  # Not started, or no progress line yet.
   return curves

@@ -19,7 +19,6 @@ import collections
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from typing import Callable, Optional, Sequence
@@ -29,6 +28,7 @@ from absl import flags
 
 from impala_tf import run_dir
 from impala_tf.pbt import store
+from impala_tf.runtime import runs
 
 FLAGS = flags.FLAGS
 # A member in one of these has nothing left to run.
@@ -64,30 +64,21 @@ def run_members(commands: dict[int, list[str]], pbt_dir: str,
   finished = len(commands) - len(waiting)
   if finished:
     log(f"{finished} of {len(commands)} members already finished.")
-  running: dict[int, list] = {}  # member → [process, started, stopping]
-  local = "://" not in pbt_dir
+  pool = runs.RunPool(log=log)
+  turns: dict[int, list] = {}  # member → [started, stopping]
   try:
-    while waiting or running:
-      while waiting and len(running) < concurrent:
+    while waiting or turns:
+      while waiting and len(turns) < concurrent:
         member = waiting.popleft()
-        out = None
-        if local:
-          directory = store.member_logdir(pbt_dir, member)
-          os.makedirs(directory, exist_ok=True)
-          out = open(os.path.join(directory, "output.log"), "ab")
-        process = subprocess.Popen(commands[member], stdout=out,
-                                   stderr=subprocess.STDOUT if out else None)
-        if out:
-          out.close()
-        running[member] = [process, time.time(), False]
-        log(f"member {member}: started (pid {process.pid}).")
+        pid = pool.start(_name(member), commands[member],
+                         store.member_logdir(pbt_dir, member))
+        turns[member] = [time.time(), False]
+        log(f"member {member}: started (pid {pid}).")
       time.sleep(poll_s)
-      _end_turns(running, len(waiting), turn_s, log)
-      for member, (process, _, stopping) in list(running.items()):
-        code = process.poll()
-        if code is None:
-          continue
-        del running[member]
+      _end_turns(pool, turns, len(waiting), turn_s, log)
+      for name, code in pool.poll().items():
+        member = int(name.rpartition("-")[2])
+        stopping = turns.pop(member)[1]
         final[member] = status(pbt_dir, member)
         if final[member] in FINISHED:
           log(f"member {member}: {final[member]} (exit {code}).")
@@ -99,28 +90,28 @@ def run_members(commands: dict[int, list[str]], pbt_dir: str,
           final[member] = final[member] or "failed"
   finally:
     # Interrupted (Ctrl-C, SIGTERM): the running members stop and save.
-    for process, _, _ in running.values():
-      if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    for process, _, _ in running.values():
-      process.wait()
+    pool.stop()
   return final
 
 
-def _end_turns(running: dict, waiting: int, turn_s: float, log) -> None:
+def _name(member: int) -> str:
+  return f"member-{member}"
+
+
+def _end_turns(pool: runs.RunPool, turns: dict, waiting: int, turn_s: float,
+               log) -> None:
   """Stops, longest-running first, as many members past their turn as
   there are waiting members not yet given a place by a stop under way."""
   now = time.time()
-  places = waiting - sum(1 for _, _, stopping in running.values()
-                         if stopping)
-  due = sorted((entry[1], member) for member, entry in running.items()
-               if not entry[2] and now - entry[1] >= turn_s)
+  places = waiting - sum(1 for _, stopping in turns.values() if stopping)
+  due = sorted((entry[0], member) for member, entry in turns.items()
+               if not entry[1] and now - entry[0] >= turn_s)
   for _, member in due[:max(0, places)]:
-    entry = running[member]
-    log(f"member {member}: turn over after {now - entry[1]:.0f} s; "
+    entry = turns[member]
+    log(f"member {member}: turn over after {now - entry[0]:.0f} s; "
         "stopping it for a waiting member.")
-    entry[0].send_signal(signal.SIGTERM)
-    entry[2] = True
+    pool.ask_to_stop(_name(member))
+    entry[1] = True
 
 
 def summary(pbt_dir: str, members: Sequence[int]) -> tuple[list[str], Optional[int]]:

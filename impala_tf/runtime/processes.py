@@ -56,6 +56,7 @@ class _Child:
   env: dict[str, str] | None
   restart: bool
   grace_s: float | None = None  # None: the supervisor's.
+  log_path: str | None = None  # None: the supervisor's logdir/<name>.log.
   popen: subprocess.Popen | template_lib.ForkedChild | None = None
   started_at: float = 0.0
   restarts: int = 0
@@ -119,26 +120,39 @@ class Supervisor:
 
   def start(self, name: str, argv: Sequence[str], *, restart: bool = False,
             env: Mapping[str, str] | None = None,
-            grace_s: float | None = None) -> int:
+            grace_s: float | None = None,
+            log_path: str | os.PathLike | None = None) -> int:
     """Starts ``argv`` as child ``name``; returns its pid. With
     ``restart=True`` it is restarted (with backoff) whenever it exits while
     the supervisor runs (``poll``/``run_until``). ``grace_s``: how long it
-    may take to stop after SIGTERM (default: the supervisor's)."""
+    may take to stop after SIGTERM (default: the supervisor's).
+    ``log_path``: the file its stdout and stderr are appended to (default
+    ``logdir/<name>.log`` with a logdir, else stderr through this
+    process)."""
     if name in self._children and self._alive(self._children[name]):
       raise ValueError(f"a child named {name!r} is already running")
     if not argv:
       raise ValueError(f"child {name!r}: empty command line")
     child = _Child(name, list(argv), dict(env) if env is not None else None,
-                   restart, grace_s=grace_s, backoff_s=self.restart_backoff_s)
+                   restart, grace_s=grace_s, backoff_s=self.restart_backoff_s,
+                   log_path=os.fspath(log_path) if log_path else None)
     self._children[name] = child
     self._spawn(child)
     return child.popen.pid
 
+  def _log_path(self, child: _Child) -> str | None:
+    if child.log_path is not None:
+      return child.log_path
+    if self._logdir is not None:
+      return os.path.join(self._logdir, f"{child.name}.log")
+    return None
+
   def _spawn(self, child: _Child):
     out = None
-    if self._logdir is not None:
-      os.makedirs(self._logdir, exist_ok=True)
-      out = open(os.path.join(self._logdir, f"{child.name}.log"), "ab")
+    path = self._log_path(child)
+    if path is not None:
+      os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+      out = open(path, "ab")
     try:
       child.popen = self._fork(child, out)
       if child.popen is None:
@@ -208,8 +222,8 @@ class Supervisor:
     if child.reader is not None:
       child.reader.join(timeout=2.0)  # The rest of its stderr.
     lines = list(child.last_errors)
-    if self._logdir is not None:
-      lines = tail_lines(os.path.join(self._logdir, f"{child.name}.log"))
+    if self._log_path(child) is not None:
+      lines = tail_lines(self._log_path(child))
     if code < 0:
       return killed_by(code, lines)
     line = lines[-1].strip() if lines else ""
@@ -307,10 +321,19 @@ class Supervisor:
   def terminate_all(self) -> dict[str, int]:
     """SIGTERM to every child's process group, SIGKILL to those still alive
     after their grace period. Returns {name: exit code}."""
-    for child in self._children.values():
+    self.terminate(list(self._children))
+    return {c.name: c.popen.returncode for c in self._children.values()
+            if c.popen is not None}
+
+  def terminate(self, names: Sequence[str]) -> dict[str, int]:
+    """Stops children ``names`` as `terminate_all` does the others: not
+    restarted, SIGTERM, SIGKILL after each one's grace period. Returns
+    {name: exit code} of those that ran."""
+    children = [self._children[name] for name in names]
+    for child in children:
       child.restart = False
       child.restart_at = None
-    running = [c for c in self._children.values() if self._alive(c)]
+    running = [c for c in children if self._alive(c)]
     for child in running:
       _signal_group(child.popen.pid, signal.SIGTERM)
     signalled = time.monotonic()
@@ -327,8 +350,15 @@ class Supervisor:
       # its group may still run.
       _signal_group(child.popen.pid, signal.SIGKILL)
       child.popen.wait()
-    return {c.name: c.popen.returncode for c in self._children.values()
+    return {c.name: c.popen.returncode for c in children
             if c.popen is not None}
+
+  def send_signal(self, name: str, sig: int) -> None:
+    """Sends ``sig`` to child ``name``'s process group, if it runs (e.g.
+    SIGTERM to ask it to stop, without waiting)."""
+    child = self._children[name]
+    if self._alive(child):
+      _signal_group(child.popen.pid, sig)
 
   def run_until(self, main: str, *, poll_interval_s: float = 0.1,
                 handle_signals: bool = True) -> RunResult:
@@ -364,6 +394,26 @@ def _signal_group(pgid: int, sig: int):
     os.killpg(pgid, sig)
   except ProcessLookupError:
     pass  # The whole group is gone already: that is what we wanted.
+
+
+def find_processes(marker: str, role: str | None = None
+                   ) -> dict[int, str]:
+  """{pid: command line} of this machine's processes (other than this one)
+  whose command line contains ``marker`` (a run directory, say), and with
+  ``role`` only a launcher's children of that role (``--job=learner``,
+  ``--job=actor``). Arguments in the command line are joined by spaces."""
+  found = {}
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit() or int(entry) == os.getpid():
+      continue
+    try:
+      with open(f"/proc/{entry}/cmdline", "rb") as f:
+        cmdline = f.read().decode(errors="replace").replace("\0", " ")
+    except OSError:
+      continue  # The process ended.
+    if marker in cmdline and (role is None or f"--job={role}" in cmdline):
+      found[int(entry)] = cmdline.strip()
+  return found
 
 
 def tail_lines(path: str, max_bytes: int = _TAIL_BYTES) -> list[str]:

@@ -11,21 +11,12 @@ import sys
 import threading
 import time
 
+from impala_tf.runtime import processes
+
 
 def processes_mentioning(marker: str) -> list[int]:
   """Pids whose command line contains `marker` (our unique tmp path)."""
-  pids = []
-  for entry in os.listdir("/proc"):
-    if not entry.isdigit() or int(entry) == os.getpid():
-      continue
-    try:
-      with open(f"/proc/{entry}/cmdline", "rb") as f:
-        cmdline = f.read().decode(errors="replace")
-    except OSError:
-      continue
-    if marker in cmdline:
-      pids.append(int(entry))
-  return pids
+  return sorted(processes.find_processes(marker))
 
 
 def cmdline(pid: int) -> list[str]:

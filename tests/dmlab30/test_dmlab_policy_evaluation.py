@@ -4,7 +4,7 @@ suite's protocol, against the fake engine."""
 
 from impala_tf import evaluate
 from impala_tf import experiment
-from impala_tf import export
+from impala_tf import saved_policy
 from impala_tf import networks
 from impala_tf import presets
 
@@ -17,7 +17,7 @@ def test_evaluation_plays_the_test_levels_with_the_fixed_mixer_seed(
       env_options={"extra_config": {"fakeEpisodeFrames": "12"}})
   network = exp.make_network()
   network(networks.dummy_input(exp.observation_spec), network.initial_state(1))
-  export.export_policy(exp, network.trainable_variables, 0,
+  saved_policy.export_policy(exp, network.trainable_variables, 0,
                        str(tmp_path / "policy"))
   fake_lab.fake_created.clear()
   report = evaluate.evaluate(evaluate.Policy(str(tmp_path / "policy")),

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from impala_tf import actor as actor_lib
 from impala_tf import envs
+from impala_tf import errors
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import divergence
 from impala_tf.suites import catch
@@ -52,7 +53,7 @@ def test_guard_counts_skips_and_stops_after_a_streak():
   assert loop.counters["nonfinite_updates"] == 2
   guard.after_update(loop, _update(False))
   guard.after_update(loop, _update(False))
-  with pytest.raises(divergence.DivergenceError) as error:
+  with pytest.raises(errors.DivergenceError) as error:
     guard.after_update(loop, _update(False))
   message = str(error.value)
   assert message.startswith("The run diverged: 3 updates in a row from "

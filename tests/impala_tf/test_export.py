@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from impala_tf import experiment
-from impala_tf import export
+from impala_tf import saved_policy
 from impala_tf import networks
 from impala_tf import presets
 
@@ -59,7 +59,7 @@ def _exported(tmp_path, exp, frames=1234):
   network = exp.make_network()
   network(networks.dummy_input(exp.observation_spec), network.initial_state(1))
   directory = str(tmp_path / "policy")
-  export.export_policy(exp, network.trainable_variables, frames, directory)
+  saved_policy.export_policy(exp, network.trainable_variables, frames, directory)
   return network, directory
 
 

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from impala_tf import plot
+from impala_tf import curves
 from impala_tf.pbt import population
 from impala_tf.pbt import store
 
@@ -153,7 +153,7 @@ def test_a_catch_population_copies_a_member_that_joined_by_hand(tmp_path):
     assert result["status"] == "completed" and result["mean_return"] > 0.5
     # TensorBoard shows the hyperparameters over time: the flag's rate,
     # then the copied one.
-    scalars = plot.read_scalars(str(workdir / f"member-{member}"))
+    scalars = curves.read_scalars(str(workdir / f"member-{member}"))
     rates = [v for _, v in scalars["learner/learning_rate"]]
     # (The rate logged is the annealed one: the copy's, times what is left
     # of the schedule.)

@@ -5,13 +5,13 @@ import re
 
 import pytest
 
-from impala_tf import plot
+from impala_tf import curves
 
 
 @pytest.mark.slow
 def test_event_file_holds_what_the_progress_lines_show(trained_catch_run):
   run, lines = trained_catch_run
-  scalars = plot.read_scalars(str(run))
+  scalars = curves.read_scalars(str(run))
   progress = [re.search(r"^frames ([\d,]+) \| ([\d,]+) f/s .* queue (\d+)% "
                         r".* lag ([\d.]+) .* return (\S+) ", line)
               for line in lines]
@@ -42,15 +42,15 @@ def test_event_file_holds_what_the_progress_lines_show(trained_catch_run):
 def test_plot_draws_one_curve_per_run(trained_catch_run, tmp_path):
   run, _ = trained_catch_run
   output = tmp_path / "curves.png"
-  path, curves = plot.plot([str(run), str(run)], str(output),
-                           labels=["first", "second"])
-  assert path == str(output) and curves == 2
+  path, drawn = curves.draw([str(run), str(run)], str(output),
+                            labels=["first", "second"])
+  assert path == str(output) and drawn == 2
   assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  kind, points = plot.curve(str(run))
+  kind, points = curves.curve(str(run))
   assert kind.startswith("mean return")
   assert points[-1][1] >= 0.9
 
 
 def test_plot_refuses_a_directory_without_summaries(tmp_path):
   with pytest.raises(ValueError, match="no return/ or score/ summaries"):
-    plot.curve(str(tmp_path))
+    curves.curve(str(tmp_path))

@@ -9,7 +9,7 @@ import sys
 from impala_tf import tf_startup
 tf = tf_startup.import_tensorflow(without_keras=True)
 assert "keras" not in sys.modules, "Keras 3 was loaded"
-from impala_tf import experiment, export, learner as learner_lib, presets
+from impala_tf import experiment, learner as learner_lib, presets, saved_policy
 from impala_tf import trajectory
 from impala_tf.testing import trajectories
 exp = experiment.build("catch", config=presets.CATCH.replace(
@@ -18,7 +18,7 @@ learner = learner_lib.Learner(exp.config, exp.make_network,
                               exp.observation_spec)
 batch = trajectories.random_batch(exp.trajectory_specs(), exp.num_actions, 4)
 loss = float(learner.update(batch)["total_loss"].numpy())  # Uses tfp.
-out = export.export_policy(exp, learner.variables, 40, sys.argv[1])
+out = saved_policy.export_policy(exp, learner.variables, 40, sys.argv[1])
 policy = tf.saved_model.load(out)
 state = policy.signatures["get_initial_state"](batch_size=tf.constant(1))
 assert "keras" not in sys.modules, "Keras 3 was loaded on the way"
