@@ -321,8 +321,9 @@ def write_hparams(points: Sequence[GridPoint], output: str) -> None:
 
 def _define_flags():
   flags.DEFINE_string("suite", "atari57", "The suite every run trains on.")
-  flags.DEFINE_list("levels", ["pong"], "Levels, one run each ('table2' on "
-                    "dmlab30: the paper's five Table 2 tasks).")
+  flags.DEFINE_list("levels", [], "Levels, one run each ('table2' on "
+                    "dmlab30: the paper's five Table 2 tasks); default the "
+                    "suite's (Pong for Atari).")
   flags.DEFINE_list("variants", ["vtrace", "one_step_is", "epsilon", "none"],
                     "Off-policy corrections (Sec. 5.2.2).")
   flags.DEFINE_list("replay", ["off"], "Replay settings to run: off, on.")
@@ -335,19 +336,37 @@ def _define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("total_frames", 10_000_000, "Frames of every run.",
                        lower_bound=1)
-  flags.DEFINE_string("output", None, "The grid's directory.")
+  flags.DEFINE_string("output", None, "The grid's directory; default "
+                      "runs/ablate-<suite>-<time>. The same command with "
+                      "the same --output resumes the grid.")
   flags.DEFINE_integer("parallel", 1, "Runs at once.", lower_bound=1)
 
 
 def _resolve_levels(suite_name: str, levels: Sequence[str]) -> list[str]:
   from impala_tf import suites  # pylint: disable=g-import-not-at-top
-  return list(suites.get(suite_name).resolve_levels(levels))
+  return list(suites.get(suite_name).resolve_levels(levels or None))
+
+
+# Launch flags every run of the grid gets from the runner.
+_SET_PER_RUN = ("--suite", "--levels", "--correction", "--replay_capacity",
+                "--policy_lag", "--seed", "--total_frames", "--logdir")
+
+
+def _check_runs(commands, extra: Sequence[str]) -> None:
+  """Refuses launch flags the grid sets per run, and resolves every run's
+  plan as the launcher will (a bad flag or combination is one line now,
+  not a failed run later)."""
+  from impala_tf import launch_flags  # pylint: disable=g-import-not-at-top
+  launch_flags.refuse_set_flags(extra, _SET_PER_RUN, "the ablation runner "
+                                "(its own flags set it)")
+  for argv in commands:
+    launch_flags.plan_from_argv(["impala_tf.launch", *argv[3:]], environ={})
 
 
 def main(argv):
   extra = argv[1:]  # Flags this runner does not know go to every run.
-  if not FLAGS.output:
-    raise app.UsageError("--output=DIR is required.")
+  output = FLAGS.output or os.path.join(
+      "runs", f"ablate-{FLAGS.suite}-{time.strftime('%Y%m%d-%H%M%S')}")
   for word in FLAGS.replay:
     if word not in ("off", "on"):
       raise app.UsageError(f"--replay takes off and/or on, got {word!r}.")
@@ -369,16 +388,17 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   points = grid(levels, [w == "on" for w in FLAGS.replay], lags,
                 FLAGS.variants, FLAGS.seeds)
-  commands = {p: command(p, FLAGS.output, FLAGS.suite, FLAGS.total_frames,
+  commands = {p: command(p, output, FLAGS.suite, FLAGS.total_frames,
                          FLAGS.replay_capacity, extra) for p in points}
-  os.makedirs(FLAGS.output, exist_ok=True)
+  _check_runs(commands.values(), extra)
+  os.makedirs(output, exist_ok=True)
   print(f"Ablation grid: {len(points)} runs of {FLAGS.total_frames:,} frames "
-        f"in {FLAGS.output}, {FLAGS.parallel} at a time.", flush=True)
+        f"in {output}, {FLAGS.parallel} at a time.", flush=True)
   try:
-    run_grid(points, commands, FLAGS.parallel, FLAGS.output,
+    run_grid(points, commands, FLAGS.parallel, output,
              log=lambda line: print(line, flush=True))
   except GridStopped as e:
-    print(e, flush=True)
+    print(e if FLAGS.output else f"{e} (with --output={output})", flush=True)
     return 1
   # The runner's own TF work (summaries): its CPU kernels decided first.
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
@@ -386,18 +406,14 @@ def main(argv):
   cpu.configure_onednn("auto", "learner")
   tf_startup.set_log_level()
   tf_startup.import_tensorflow()
-  table = summarize(points, FLAGS.output)
-  print(write_tables(table, levels, FLAGS.output))
-  print(f"Wrote {write_curves(points, levels, FLAGS.output)}, table.md, "
+  table = summarize(points, output)
+  print(write_tables(table, levels, output))
+  print(f"Wrote {write_curves(points, levels, output)}, table.md, "
         "table.csv and HParams summaries.")
-  write_hparams(points, FLAGS.output)
-
-
-def _parse(argv):
-  """Known flags here; every other one is kept for the runs."""
-  return FLAGS(argv, known_only=True)
+  write_hparams(points, output)
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main, flags_parser=_parse)
+  from impala_tf import cli  # pylint: disable=g-import-not-at-top
+  # Flags this runner does not know go to every run.
+  cli.run("ablate", main, define_flags=_define_flags, known_only=True)

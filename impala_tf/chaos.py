@@ -327,5 +327,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+  from impala_tf import cli  # pylint: disable=g-import-not-at-top
+  cli.run("chaos", main, define_flags=_define_flags)

@@ -157,11 +157,16 @@ def main(argv):
   extra = argv[1:]  # Every other flag goes to every member.
   if not FLAGS.workdir:
     raise app.UsageError("--workdir=DIR is required.")
-  for flag in ("--pbt_dir", "--member", "--logdir", "--seed"):
-    given = [a for a in extra if a == flag or a.startswith(flag + "=")]
-    if given:
-      raise app.UsageError(f"{given[0]} is set per member by this command; "
-                           "drop it (--workdir and --seed set it).")
+  from impala_tf import launch_flags  # pylint: disable=g-import-not-at-top
+  launch_flags.refuse_set_flags(
+      extra, ("--pbt_dir", "--member", "--logdir", "--seed"),
+      "the population command (--workdir and --seed set it)")
+  commands = {m: member_command(FLAGS.workdir, m, FLAGS.seed, extra)
+              for m in range(FLAGS.population)}
+  # A member's flags resolved as the launcher will: a bad one is one line
+  # now, not a population of failed members later.
+  launch_flags.plan_from_argv(["impala_tf.launch", *commands[0][3:]],
+                              environ={})
   # Quiet TF, its CPU kernels decided, before anything here imports it
   # (the files are read through tf.io.gfile).
   from impala_tf import cpu  # pylint: disable=g-import-not-at-top
@@ -173,8 +178,7 @@ def main(argv):
   store.write_population(FLAGS.workdir, {
       "population": FLAGS.population, "concurrent": concurrent,
       "seed": FLAGS.seed, "flags": extra, "started": time.time()})
-  commands = {m: member_command(FLAGS.workdir, m, FLAGS.seed, extra)
-              for m in range(FLAGS.population)}
+
   print(f"Population of {FLAGS.population} in {FLAGS.workdir}, {concurrent} "
         "at a time" + (f", turns of {FLAGS.turn_s:g} s" if concurrent <
                        FLAGS.population else "") + ".", flush=True)
@@ -195,11 +199,7 @@ def main(argv):
   return 0 if all(s in ("completed",) for s in final.values()) else 1
 
 
-def _parse(argv):
-  """Known flags here; every other one is kept for the members."""
-  return FLAGS(argv, known_only=True)
-
-
 def run():
-  _define_flags()
-  app.run(main, flags_parser=_parse)
+  from impala_tf import cli  # pylint: disable=g-import-not-at-top
+  # Flags this command does not know go to every member.
+  cli.run("pbt", main, define_flags=_define_flags, known_only=True)

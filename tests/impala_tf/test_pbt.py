@@ -104,7 +104,10 @@ def test_per_member_flags_are_refused(tmp_path):
        "--population=2", "--logdir=/elsewhere"],
       capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
-  assert "--logdir=/elsewhere is set per member" in result.stderr
+  (line,) = result.stderr.strip().splitlines()
+  assert line == ("impala_tf.pbt: error: --logdir=/elsewhere is set per run by "
+                  "the population command (--workdir and --seed set it); "
+                  "drop it.")
 
 
 def _launch(args, timeout=600):

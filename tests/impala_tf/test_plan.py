@@ -5,14 +5,15 @@ import json
 import subprocess
 import sys
 
+from absl import flags
 import pytest
 
-from impala_tf import launch
+from impala_tf import launch_flags
 from impala_tf import plan as plan_lib
 
 
 def _plan(*flags, environ=None, cpu_count=2, now=0.0):
-  flag_values = launch.define_flags(launch.flags.FlagValues())
+  flag_values = launch_flags.define_flags(flags.FlagValues())
   flag_values(["launch", *flags])
   return plan_lib.resolve(flag_values.flag_values_dict(), environ or {},
                           cpu_count=cpu_count, now=now)
@@ -42,7 +43,7 @@ def test_bad_input_is_one_clear_error(tmp_path, monkeypatch, flags,
   monkeypatch.chdir(tmp_path)
   (tmp_path / "afile").write_text("not a directory")
   with pytest.raises(plan_lib.PlanError) as info:
-    plan = launch.plan_from_argv(["launch", *flags], environ={})
+    plan = launch_flags.plan_from_argv(["launch", *flags], environ={})
     plan_lib.check_run_directory(plan.logdir)
   assert message in str(info.value)
   assert "\n" not in str(info.value)
@@ -120,8 +121,8 @@ def test_every_level_is_played():
 
 def test_resolving_a_plan_starts_no_tensorflow():
   code = ("import sys\n"
-          "from impala_tf import launch\n"
-          "plan = launch.plan_from_argv(['launch', '--suite=catch'])\n"
+          "from impala_tf import launch_flags\n"
+          "plan = launch_flags.plan_from_argv(['launch', '--suite=catch'])\n"
           "assert plan.role == 'local'\n"
           "assert 'tensorflow' not in sys.modules, 'TF imported'\n")
   subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
