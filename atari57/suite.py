@@ -27,6 +27,7 @@ class Atari57(suites.Suite):
   default_levels = ("pong",)
   envs_per_actor = 16
   action_repeat = env_lib.ACTION_REPEAT
+  eval_episodes = 200  # [paper Table 4, App. C] 200 episodes a game.
   options = (
       suites.Option("full_action_space", "full_action_space", bool,
                     "Atari: all 18 actions (default: the minimal set for one "

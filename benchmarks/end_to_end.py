@@ -57,21 +57,19 @@ import json
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from impala_tf import cpu
-from impala_tf import experiment as experiment_lib
-from impala_tf import presets
-from impala_tf import suites
+from impala_tf import launch_flags
 from impala_tf.runtime import processes
 
 
 def _experiment(args, torso, precision="float32"):
-  """The experiment the launcher runs for `args` (its suite's preset for
-  the levels), with `torso` and `precision`."""
-  suite = suites.get(args.suite)
-  levels = args.levels.split(",") if args.levels else None
-  config = presets.get(suite.preset_for(levels or ())).replace(
-      torso=torso, precision=precision)
-  return experiment_lib.build(args.suite, levels, config,
-                              envs_per_actor=args.envs_per_actor)
+  """The experiment the launcher runs for `args`, with `torso` and
+  `precision`: the launch command's own plan (`launch_flags`)."""
+  argv = ["impala_tf.launch", f"--suite={args.suite}", f"--torso={torso}",
+          f"--precision={precision}", f"--num_actors={args.num_actors}"]
+  argv += [f"--levels={args.levels}"] if args.levels else []
+  argv += ([f"--envs_per_actor={args.envs_per_actor}"]
+           if args.envs_per_actor else [])
+  return launch_flags.plan_from_argv(argv, environ={}).experiment
 
 
 def _environments(exp, num_actors):

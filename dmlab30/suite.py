@@ -33,6 +33,7 @@ class DmLab30(suites.Suite):
   default_levels = levels_lib.LEVELS
   envs_per_actor = 4
   action_repeat = actions.NUM_ACTION_REPEATS
+  eval_episodes = 500  # [paper Table 3] 500 test episodes per level.
   options = (
       suites.Option("level_cache_dir", "level_cache_dir", str,
                     "DMLab: a directory for the level cache shared by the "

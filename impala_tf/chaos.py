@@ -34,6 +34,7 @@ from typing import Optional
 from absl import app
 from absl import flags
 
+from impala_tf import launch_flags
 from impala_tf.runtime import processes
 from impala_tf.runtime import runs
 
@@ -219,6 +220,9 @@ class ChaosRun:
   # --------------------------------------------------------------- main
 
   def run(self) -> bool:
+    # The run's flags resolved as the launcher will, before it starts.
+    launch_flags.plan_from_argv(["impala_tf.launch", *self._command()[3:]],
+                                environ={})
     os.makedirs(self.output, exist_ok=True)
     self._set_faults("")
     self._launch()

@@ -14,15 +14,27 @@ log-probability:
   ------------  -------------------------------  ------------------------------  -------------
   vtrace        V-trace (Sec. 4)                 ρ_t (r_t + γ v_{t+1} − V(x_t))  log π(a_t)
   one_step_is   n-step return (V-trace with all  ρ_t (r_t + γ v_{t+1} − V(x_t))  log π(a_t)
-                ρ = c = 1: not corrected)
+                ρ = 1, c = λ: not corrected)
   epsilon       n-step return                    r_t + γ v_{t+1} − V(x_t)        log(π(a_t) + ε)
   none          n-step return                    r_t + γ v_{t+1} − V(x_t)        log π(a_t)
 
 with ε = 1e-6 (GA3C's ε-correction) and, for `one_step_is`, ρ̄ the
 policy-gradient threshold (the paper uses the same ρ̄ = c̄ = 1 for both IS
-methods). On-policy data (π = μ, so every ratio is 1 and, with ρ̄ ≥ 1, every
-ρ_t is 1) gives all four the same targets and advantages; only `epsilon`'s
-log-probability differs, by ε.
+methods), which follows the targets' ρ̄ unless given [paper Sec. 4: one ρ̄].
+
+λ (Remark 2, c_t = λ · min(c̄, π/μ)) applies to every correction [ours;
+the paper's Sec. 5.2.2 runs use no λ]: for the three that do not correct
+the target, c_t = λ, and the target is the λ-return truncated at the
+unroll's end, v_t = V(x_t) + Σ_{k≥t} (Π_{i=t}^{k−1} γ_i λ) δ_k with
+δ_k = r_k + γ_k V(x_{k+1}) − V(x_k) (on-policy this is Remark 2's
+TD(λ)). Applied rather than refused because it has that one meaning, keeps
+a λ ablation comparable across corrections (only the correction changes),
+and keeps the on-policy agreement below at any λ; λ = 1 is the n-step
+return of Eq. 2.
+
+On-policy data (π = μ, so every ratio is 1 and, with ρ̄ ≥ 1, every ρ_t is
+1) gives all four the same targets and advantages, whatever λ; only
+`epsilon`'s log-probability differs, by ε.
 
 `pg_bootstrap="value"` is Appendix E.3's variant: the advantage bootstraps
 from the value estimate, r_t + γ V(x_{t+1}), instead of from the target
@@ -30,7 +42,7 @@ v_{t+1} (which the paper found worse). Every output is a constant for the
 optimiser (gradients stopped).
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import tensorflow as tf
 
@@ -40,6 +52,8 @@ from impala_tf import vtrace
 CORRECTIONS = presets.CORRECTIONS
 PG_BOOTSTRAPS = presets.PG_BOOTSTRAPS
 EPSILON = 1e-6  # Sec. 5.2.2: "a small value (ε = 1e-6)".
+# clip_pg_rho_threshold's default: the targets' ρ̄ (presets.SAME_AS_RHO).
+SAME_AS_RHO = presets.SAME_AS_RHO
 
 
 class CorrectedTargets(NamedTuple):
@@ -66,7 +80,7 @@ def _truncate(ratio, threshold: Optional[float]):
 def targets(correction: str, behaviour_policy_logits, target_policy_logits,
             actions, discounts, rewards, values, bootstrap_value, *,
             clip_rho_threshold: Optional[float] = 1.0,
-            clip_pg_rho_threshold: Optional[float] = 1.0,
+            clip_pg_rho_threshold: Union[float, str, None] = SAME_AS_RHO,
             clip_c_threshold: Optional[float] = 1.0, lambda_: float = 1.0,
             pg_bootstrap: str = "vs") -> CorrectedTargets:
   """The value targets and policy-gradient advantages of `correction`.
@@ -80,10 +94,12 @@ def targets(correction: str, behaviour_policy_logits, target_policy_logits,
     rewards: float `[T, B]`, r_t (clipped as the run clips).
     values: float `[T, B]`, V(x_t).
     bootstrap_value: float `[B]`, V(x_T).
-    clip_rho_threshold, clip_c_threshold, lambda_: V-trace's ρ̄, c̄ and λ
-      (used by `vtrace` only).
+    clip_rho_threshold, clip_c_threshold: V-trace's ρ̄ and c̄ (used by
+      `vtrace` only).
+    lambda_: λ of Remark 2, for every correction (module docstring).
     clip_pg_rho_threshold: ρ̄ of the advantages' IS weight (`vtrace` and
-      `one_step_is`); None: no truncation.
+      `one_step_is`); `SAME_AS_RHO` (default): `clip_rho_threshold`; None:
+      no truncation.
     pg_bootstrap: "vs" (Sec. 4: r_t + γ v_{t+1}) or "value" (App. E.3:
       r_t + γ V(x_{t+1})).
   """
@@ -93,6 +109,11 @@ def targets(correction: str, behaviour_policy_logits, target_policy_logits,
   if pg_bootstrap not in PG_BOOTSTRAPS:
     raise ValueError(f"Unknown pg_bootstrap {pg_bootstrap!r}; expected one "
                      f"of {PG_BOOTSTRAPS}.")
+  if clip_pg_rho_threshold == SAME_AS_RHO:
+    # One ρ̄ unless asked otherwise (Sec. 4), as presets.Config resolves it:
+    # a fixed 1.0 here would give a caller of this function with ρ̄ = 10
+    # two ρ̄s without saying so.
+    clip_pg_rho_threshold = clip_rho_threshold
   if correction == "vtrace":
     returns = vtrace.from_logits(
         behaviour_policy_logits, target_policy_logits, actions, discounts,
@@ -105,11 +126,12 @@ def targets(correction: str, behaviour_policy_logits, target_policy_logits,
     log_rhos = (vtrace.action_log_probs(target_policy_logits, actions) -
                 vtrace.action_log_probs(behaviour_policy_logits, actions))
     # Not corrected: V-trace with every ρ and c equal to 1 is the n-step
-    # bootstrapped return (Sec. 4, Eq. 2).
+    # bootstrapped return (Sec. 4, Eq. 2); with λ, c = λ and it is the
+    # λ-return (module docstring).
     vs = vtrace.from_importance_weights(
         tf.zeros_like(log_rhos), discounts, rewards, values, bootstrap_value,
         clip_rho_threshold=None, clip_pg_rho_threshold=None,
-        clip_c_threshold=None).vs
+        clip_c_threshold=None, lambda_=lambda_).vs
   if correction in ("vtrace", "one_step_is"):
     weights = _truncate(tf.exp(log_rhos), clip_pg_rho_threshold)
   else:

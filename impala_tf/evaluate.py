@@ -1,9 +1,10 @@
 r"""Scores an exported policy with its suite's evaluation protocol.
 
-  python -m impala_tf.evaluate --policy=DIR [--levels=...] [--episodes=200]
+  python -m impala_tf.evaluate --policy=DIR [--levels=...] [--episodes=N]
   python -m impala_tf.evaluate --logdir=RUN      # the run's saved_model
 
-Plays `--episodes` evaluation episodes per level, batched over `--num_envs`
+Plays `--episodes` evaluation episodes per level (default the suite's
+protocol: 200 on Atari, 500 on DMLab-30), batched over `--num_envs`
 environments, with the suite's protocol (Atari: whole games after 1 to 30
 no-op steps, capped at 108,000 frames; DMLab-30: the `_test` levels with the
 fixed evaluation mixer seed; Catch: plain episodes), then prints each
@@ -29,7 +30,6 @@ from absl import app
 from absl import flags
 import numpy as np
 
-DEFAULT_EPISODES = 200
 STEP_TYPE_FIRST, STEP_TYPE_MID = 0, 1
 
 
@@ -150,19 +150,22 @@ def _duration(seconds: float) -> str:
 
 
 def evaluate(policy: Policy, levels: Optional[Sequence[str]] = None, *,
-             episodes: int = DEFAULT_EPISODES, num_envs: int = 8,
+             episodes: Optional[int] = None, num_envs: int = 8,
              seed: int = 0, greedy: bool = False,
              log: Callable[[str], None] = print, show_progress: bool = True
              ) -> dict:
-  """Evaluates `policy` on `levels` (default its own); returns the report
-  that `eval.json` holds."""
+  """Evaluates `policy` on `levels` (default its own) for `episodes` per
+  level (default the suite's `eval_episodes`); returns the report that
+  `eval.json` holds."""
   from impala_tf import suites  # pylint: disable=g-import-not-at-top
-  if episodes < 1:
+  if episodes is not None and episodes < 1:
     raise EvaluationError(f"--episodes must be at least 1, got {episodes}.")
   if num_envs < 1:
     raise EvaluationError(f"--num_envs must be at least 1, got {num_envs}.")
   meta = policy.metadata
   suite = suites.get(meta["suite"])
+  if episodes is None:
+    episodes = suite.eval_episodes
   levels = suite.resolve_levels(levels or meta["levels"])
   options = dict(meta["config"].get("env_options", {}))
   unavailable = suite.unavailable_levels(levels, options, evaluation=True)
@@ -255,9 +258,9 @@ def _define_flags():
   flags.DEFINE_string("logdir", None, "A run directory: evaluates its "
                       "saved_model.")
   flags.DEFINE_list("levels", [], "Levels to evaluate; default the policy's.")
-  flags.DEFINE_integer("episodes", DEFAULT_EPISODES, "Episodes per level (200 "
-                       "in the paper's Atari protocol, 500 in its DMLab-30 "
-                       "one).", lower_bound=1)
+  flags.DEFINE_integer("episodes", None, "Episodes per level; default the "
+                       "suite's protocol (200 in the paper's Atari one, 500 "
+                       "in its DMLab-30 one).", lower_bound=1)
   flags.DEFINE_integer("num_envs", 8, "Environments played in lockstep.",
                        lower_bound=1)
   flags.DEFINE_integer("seed", 0, "Seeds the environments and no-op starts.")
@@ -299,5 +302,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  _define_flags()
-  app.run(main)
+  from impala_tf import cli  # pylint: disable=g-import-not-at-top
+  cli.run("evaluate", main, define_flags=_define_flags)

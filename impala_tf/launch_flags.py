@@ -136,6 +136,10 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
               "new member draws its learning rate, entropy cost and "
               "RMSProp epsilon from Table D.1's ranges (table_d1), or "
               "starts from the preset and flags (config).")
+  define.bool("pbt_anneal", False, "PBT: anneal a member's learning rate "
+              "linearly to 0 at --total_frames, as a plain run does (Table "
+              "G.1). Default: not annealed; only exploit and explore change "
+              "it [paper Fig. F.1, our reading; impala_tf/pbt/rules.py].")
 
   _define_config_flags(define)
   _define_suite_option_flags(define)

@@ -11,7 +11,9 @@
 3. the off-policy correction's targets (`config.correction`: V-trace by
    default, corrections.py), the three losses (losses.py), gradients all-reduced
    across replicas, global-norm clipping, TF1-style RMSProp with the learning
-   rate annealed linearly to 0 over `config.total_frames`;
+   rate annealed linearly to 0 over `config.total_frames` (Table G.1), or
+   held constant when `anneal_learning_rate` is off (a population member's
+   default, impala_tf/pbt/rules.py);
    the learning rate, entropy cost, RMSProp ε and clipping norm are read from
    `Learner.hyperparameters` (variables) at every update, so population-based
    training (impala_tf/pbt) changes them without rebuilding the step;
@@ -69,7 +71,8 @@ class Hyperparameters(tf.Module):
   """The tunable hyperparameters (`TUNABLE`) as float32 variables.
 
   `learning_rate` is the schedule's initial value: the rate in force is
-  it times (1 − frames / total_frames).
+  it times (1 − frames / total_frames), or it alone when the learner does
+  not anneal (`Learner.anneal_learning_rate`).
   """
 
   def __init__(self, config: presets.Config):
@@ -113,12 +116,15 @@ class Learner:
     network_fn: builds the network (called once, under the strategy scope).
     observation_spec: name → (shape, dtype) of one observation.
     strategy: a `snt.distribute.Replicator`; default `make_strategy()`.
+    anneal_learning_rate: the initial value of the variable
+      `anneal_learning_rate` (see `learning_rate`).
   """
 
   def __init__(self, config: presets.Config,
                network_fn: Callable[[], networks.ImpalaNetwork],
                observation_spec: Mapping[str, tuple],
-               strategy: Optional[tf.distribute.Strategy] = None):
+               strategy: Optional[tf.distribute.Strategy] = None,
+               anneal_learning_rate: bool = True):
     self.config = config
     self.strategy = strategy or make_strategy()
     self.observation_spec = dict(observation_spec)
@@ -138,6 +144,13 @@ class Learner:
     self.num_frames = tf.Variable(0, dtype=tf.int64, trainable=False,
                                   name="num_frames")
     self.hyperparameters = Hyperparameters(config)
+    # A variable, not a Python flag: the compiled step reads it at every
+    # update, so a population member (impala_tf/pbt/member.py) can turn the
+    # schedule off after the step was traced. Not checkpointed: it is the
+    # run's setting, not its state.
+    self.anneal_learning_rate = tf.Variable(
+        bool(anneal_learning_rate), dtype=tf.bool, trainable=False,
+        name="anneal_learning_rate")
     self._update = tf.function(self._update_fn)
 
   @property
@@ -146,12 +159,15 @@ class Learner:
     return self.network.trainable_variables
 
   def learning_rate(self, num_frames) -> tf.Tensor:
-    """Linear annealing from the initial learning rate (the variable
-    `hyperparameters["learning_rate"]`) to 0 at total_frames."""
+    """The rate in force at `num_frames`: linear annealing from the
+    initial learning rate (the variable `hyperparameters["learning_rate"]`)
+    to 0 at total_frames [paper Table G.1], or that rate unchanged while
+    `anneal_learning_rate` is False [paper Fig. F.1, our reading for PBT]."""
     progress = tf.cast(num_frames, tf.float32) / float(
         self.config.total_frames)
-    return (self.hyperparameters["learning_rate"] *
-            tf.maximum(0.0, 1.0 - progress))
+    factor = tf.where(self.anneal_learning_rate,
+                      tf.maximum(0.0, 1.0 - progress), 1.0)
+    return self.hyperparameters["learning_rate"] * factor
 
   def update(self, batch: Mapping[str, tf.Tensor],
              num_fresh: Optional[int] = None) -> dict[str, tf.Tensor]:

@@ -3,7 +3,17 @@
 Layer recipe (the figure as built by the paper's code):
 
 * shallow: Conv 8x8/4 (16) → ReLU → Conv 4x4/2 (32) → ReLU → FC 256 → ReLU,
-  VALID padding (the A3C network).
+  VALID padding (the A3C network). Two convolutions [paper Fig. 3], where
+  Sec. 5.3.2 calls the Atari shallow agent A3C's network "which features
+  three convolutional layers". The paper contradicts itself. The other
+  reading is a network with a third convolution, such as the Nature DQN
+  one (32 8x8/4, 64 4x4/2, 64 3x3/1, FC 512). Two are kept [ours]: Fig. 3
+  draws two and gives their count, 1.2M parameters, which this build
+  meets (1.23M on DMLab with the LSTM and the language channel; the DQN
+  torso under the same core would have about 2.3M), and the A3C paper's
+  own network (Mnih et al. 2016, after Mnih et al. 2013) has two: 16
+  8x8/4, 32 4x4/2, FC 256. The "three" may count the fully connected
+  layer.
 * deep: three stacks of (Conv 3x3/1 SAME, MaxPool 3x3/2 SAME, two residual
   blocks x + Conv(ReLU(Conv(ReLU(x))))) with 16, 32, 32 channels, then
   ReLU → FC 256 → ReLU: 15 convolutions.
@@ -94,7 +104,9 @@ AgentOutput = collections.namedtuple("AgentOutput",
 
 
 class _ShallowTorso(snt.Module):
-  """The A3C network: two convolutions and a fully connected layer."""
+  """The A3C network: two convolutions and a fully connected layer
+  [paper Fig. 3; Sec. 5.3.2's "three" is the other reading, module
+  docstring]."""
 
   def __init__(self):
     super().__init__(name="shallow_torso")

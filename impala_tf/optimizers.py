@@ -11,6 +11,15 @@ Sonnet 2 and Keras 3 start the mean square at zero, which with ε = 0.01 makes
 the first updates up to ten times larger; `initial_mean_square=1.0` keeps the
 paper's behaviour and 0.0 gives the modern one.
 
+A sparse gradient (`tf.IndexedSlices`, the instruction embedding's: only the
+rows of the words in the batch) updates only those rows, as TF1's sparse
+apply (`ResourceSparseApplyRMSProp`) did in the paper's code: the mean
+square, momentum and weights of every other row stay as they are. Made
+dense, every untouched row's mean square would decay towards 0 at every
+step (ρ · ms), and its next update would be larger for having been unused.
+Repeated indices (a word twice in a batch) are summed first, as TF1's
+`Optimizer.apply_gradients` does before its sparse apply.
+
 Slots are created by `initialize` (call it under the distribution strategy's
 scope before the first compiled step: slots created lazily inside a compiled
 multi-replica step fail). `apply` runs in a replica context of
@@ -71,10 +80,31 @@ class RMSProp(snt.Module):
       if g is None:
         continue
       lr = tf.cast(learning_rate, v.dtype)
+      eps = self.epsilon if epsilon is None else tf.cast(epsilon, v.dtype)
+      if isinstance(g, tf.IndexedSlices):
+        self._apply_sparse(g, v, ms, mom, lr, eps)
+        continue
       new_ms = self.decay * ms + (1.0 - self.decay) * tf.square(g)
       ms.assign(new_ms)
-      eps = self.epsilon if epsilon is None else tf.cast(epsilon, v.dtype)
       step = lr * g * tf.math.rsqrt(new_ms + eps)
       if mom is not None:
         step = mom.assign(self.momentum * mom + step)
       v.assign_sub(step)
+
+  def _apply_sparse(self, g: tf.IndexedSlices, v, ms, mom, lr, eps):
+    """The update of the rows `g.indices` of `v` `[N, ...]` alone (module
+    docstring); `g.values` is `[K, ...]` for K indices, repeats allowed."""
+    rows, position = tf.unique(g.indices)
+    grad = tf.math.unsorted_segment_sum(g.values, position, tf.size(rows))
+    rows = rows[:, tf.newaxis]
+    new_ms = (self.decay * tf.gather_nd(ms, rows) +
+              (1.0 - self.decay) * tf.square(grad))
+    # Whole-variable assigns of scattered tensors, not `scatter_update`:
+    # the Replicator's replica-local (ON_READ) variables refuse scatter ops.
+    # Rows outside `rows` are copied bit for bit.
+    ms.assign(tf.tensor_scatter_nd_update(ms, rows, new_ms))
+    step = lr * grad * tf.math.rsqrt(new_ms + eps)
+    if mom is not None:
+      step = self.momentum * tf.gather_nd(mom, rows) + step
+      mom.assign(tf.tensor_scatter_nd_update(mom, rows, step))
+    v.assign(tf.tensor_scatter_nd_sub(v, rows, step))

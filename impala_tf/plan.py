@@ -57,6 +57,7 @@ class PbtOptions:
   ready_episodes: int
   exploit_threshold: float
   initial: str
+  anneal: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,7 +320,8 @@ def _pbt_options(values) -> Optional[PbtOptions]:
                     values.get("pbt_burn_in_frames", 20_000_000),
                     values.get("pbt_ready_episodes", 5_000),
                     values.get("pbt_exploit_threshold", 5.0),
-                    values.get("pbt_initial", "table_d1"))
+                    values.get("pbt_initial", "table_d1"),
+                    bool(values.get("pbt_anneal", False)))
 
 
 def _logdir(values, role, pbt, now) -> Optional[str]:

@@ -58,6 +58,10 @@ FIELD_HELP = {
                                "whole batch's. 0: the whole batch at once. "
                                "With an LSTM each part runs the core's "
                                "sequential steps again.",
+    "vtrace_lambda": "λ of Remark 2: every trace c_t is multiplied by it "
+                     "(1: the paper's runs). It applies to every "
+                     "--correction: those that do not correct the target "
+                     "get c_t = λ, the λ-return (corrections.py).",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
                   "exactly this many updates old and the learner trains only "
                   "on such trajectories (0: on-policy); 'none' (default): "
@@ -88,6 +92,8 @@ class Config:
   # A number, None (no truncation) or SAME_AS_RHO.
   clip_pg_rho_threshold: Union[float, str, None] = SAME_AS_RHO
   clip_c_threshold: Optional[float] = 1.0
+  # [paper Remark 2] 1 in the paper's runs. [ours] Applied by every
+  # correction, not only V-trace (corrections.py says why).
   vtrace_lambda: float = 1.0
   correction: str = "vtrace"
   pg_bootstrap: str = "vs"
@@ -250,13 +256,15 @@ ATARI = Config(
 # 24, fitness the mean capped human-normalised score over the games; it
 # tunes learning rate, entropy cost, RMSProp epsilon and the gradient-clip
 # threshold, starting from Table D.1's ranges). The values here are the
-# population's starting point before Table D.1's draws.
+# population's starting point before Table D.1's draws. A member's learning
+# rate is not annealed unless asked (pbt/rules.py `Rules.anneal`) [paper
+# Fig. F.1, our reading]; a plain run with this preset anneals it.
 ATARI_MULTITASK = ATARI.replace(
     torso="deep",              # [paper Table G.1] deep residual network.
     use_lstm=False,            # [paper Table G.1] feed-forward.
     # [paper Table G.1] 200M per game over all 57 (11.4B in total); on
-    # fewer games give --total_frames=<200M x games>, or the learning rate
-    # anneals over the whole 11.4B.
+    # fewer games give --total_frames=<200M x games>, or an annealed
+    # learning rate anneals over the whole 11.4B.
     total_frames=200_000_000 * 57,
 )
 

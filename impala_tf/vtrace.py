@@ -20,12 +20,21 @@ With ρ_t = min(ρ̄, π/μ) and c_t = λ · min(c̄, π/μ) (Remark 2), the tar
 and the policy-gradient advantage is ρ^pg_t (r_t + γ_t v_{t+1} − V(x_t)), with
 its own truncation level ρ̄_pg. A threshold of `None` means no truncation.
 
+`from_importance_weights` also takes `[T, B, ...]` arguments with trailing
+dimensions, all of the same rank as `log_rhos` (`bootstrap_value` one less),
+which broadcast against each other after `[T, B]`: importance weights
+`[T, B, 1]` against values `[T, B, K]` give K value heads sharing one
+trace, as the paper's code allows (its `vtrace_test.py` feeds `[T, B, 1]`
+weights against `[T, B, 42]` values). Each of the K is the `[T, B]`
+computation on its own.
+
 Every output is a constant for the optimiser (the paper's code stops the
 gradient of both): the inputs are wrapped in `stop_gradient`, so no gradient
 reaches the values through the targets.
 """
 
 import collections
+import functools
 from typing import Optional
 
 import tensorflow as tf
@@ -45,12 +54,21 @@ def _check_rank(name: str, tensor: tf.Tensor, rank: int, meaning: str):
         f"shape {tensor.shape}.")
 
 
-def _check_same_shape(name: str, tensor: tf.Tensor, ref_name: str,
-                      ref: tf.Tensor):
-  if not tensor.shape.is_compatible_with(ref.shape):
+def _check_same_shape(name: str, shape: tf.TensorShape, ref_name: str,
+                      ref_shape: tf.TensorShape, lead: int = 2):
+  """The first `lead` dimensions ([T, B], or [B]) equal `ref_shape`'s, the
+  trailing ones broadcast with its."""
+  fits = shape.rank is None or ref_shape.rank is None or (
+      shape[:lead].is_compatible_with(ref_shape[:lead]) and all(
+          a is None or b is None or a == b or 1 in (a, b)
+          for a, b in zip(shape[lead:].as_list(),
+                          ref_shape[lead:].as_list())))
+  if not fits:
+    what = "[T, B, ...]" if lead == 2 else "[B, ...]"
     raise ValueError(
-        f"V-trace argument `{name}` has shape {tensor.shape}, which does not "
-        f"match `{ref_name}` with shape {ref.shape}; both must be [T, B].")
+        f"V-trace argument `{name}` has shape {shape}, which does not "
+        f"match `{ref_name}` with shape {ref_shape}; both must be {what} "
+        "with the same T and B and trailing dimensions that broadcast.")
 
 
 def _truncate(ratio: tf.Tensor, threshold: Optional[float]) -> tf.Tensor:
@@ -73,6 +91,10 @@ def from_importance_weights(
     lambda_: float = 1.0) -> VTraceReturns:
   """V-trace targets from log importance weights.
 
+  Shapes are written for `[T, B]`; every argument may carry the same
+  trailing dimensions `[T, B, ...]` (`bootstrap_value` `[B, ...]`), sizes
+  1 broadcasting (module docstring).
+
   Args:
     log_rhos: float `[T, B]`, log π(a_t|x_t) − log μ(a_t|x_t).
     discounts: float `[T, B]`, γ_t; zero where the episode ended.
@@ -85,7 +107,8 @@ def from_importance_weights(
     lambda_: λ of Remark 2, multiplies every c_t.
 
   Returns:
-    `VTraceReturns(vs, pg_advantages)`, both float `[T, B]`, gradients stopped.
+    `VTraceReturns(vs, pg_advantages)`, both float `[T, B]` (with trailing
+    dimensions: the broadcast shape of the arguments), gradients stopped.
 
   Raises:
     ValueError: an argument has the wrong rank or a shape that disagrees with
@@ -97,19 +120,46 @@ def from_importance_weights(
   values = tf.convert_to_tensor(values, dtype=tf.float32)
   bootstrap_value = tf.convert_to_tensor(bootstrap_value, dtype=tf.float32)
 
-  _check_rank("log_rhos", log_rhos, 2, "[T, B]")
-  _check_rank("discounts", discounts, 2, "[T, B]")
-  _check_rank("rewards", rewards, 2, "[T, B]")
-  _check_rank("values", values, 2, "[T, B]")
-  _check_rank("bootstrap_value", bootstrap_value, 1, "[B]")
-  _check_same_shape("discounts", discounts, "log_rhos", log_rhos)
-  _check_same_shape("rewards", rewards, "log_rhos", log_rhos)
-  _check_same_shape("values", values, "log_rhos", log_rhos)
-  if not bootstrap_value.shape.is_compatible_with(log_rhos.shape[1:]):
-    raise ValueError(
-        f"V-trace argument `bootstrap_value` has shape {bootstrap_value.shape}"
-        f", which does not match the batch size of `log_rhos` "
-        f"{log_rhos.shape}; it must be [B].")
+  rank = log_rhos.shape.rank
+  if rank is not None and rank < 2:
+    _check_rank("log_rhos", log_rhos, 2, "[T, B]")
+  if rank is not None:
+    meaning = "[T, B]" if rank == 2 else "[T, B, ...], the rank of `log_rhos`"
+    for name, tensor in (("discounts", discounts), ("rewards", rewards),
+                         ("values", values)):
+      _check_rank(name, tensor, rank, meaning)
+    _check_rank("bootstrap_value", bootstrap_value, rank - 1,
+                "[B]" if rank == 2 else "[B, ...], one less than `log_rhos`")
+  for name, tensor in (("discounts", discounts), ("rewards", rewards),
+                       ("values", values)):
+    _check_same_shape(name, tensor.shape, "log_rhos", log_rhos.shape)
+  if rank is not None:
+    _check_same_shape("bootstrap_value", bootstrap_value.shape,
+                      "log_rhos without its time dimension",
+                      log_rhos.shape[1:], lead=1)
+  if rank != 2:
+    # Trailing dimensions: every argument to their common shape, so the
+    # recursion below reads as for [T, B].
+    time_major = (log_rhos, discounts, rewards, values)
+    names = ("log_rhos", "discounts", "rewards", "values", "bootstrap_value")
+    try:
+      functools.reduce(tf.broadcast_static_shape,
+                       [x.shape for x in time_major] +
+                       [tf.TensorShape([None]).concatenate(
+                           bootstrap_value.shape)])
+    except ValueError:
+      raise ValueError(
+          "V-trace arguments' trailing dimensions do not broadcast "
+          "together: " + ", ".join(
+              f"`{n}` {x.shape}" for n, x in
+              zip(names, time_major + (bootstrap_value,))) + ".") from None
+    shape = functools.reduce(tf.broadcast_dynamic_shape,
+                             [tf.shape(x) for x in time_major])
+    shape = tf.concat([shape[:1], tf.broadcast_dynamic_shape(
+        shape[1:], tf.shape(bootstrap_value))], 0)
+    log_rhos, discounts, rewards, values = (
+        tf.broadcast_to(x, shape) for x in time_major)
+    bootstrap_value = tf.broadcast_to(bootstrap_value, shape[1:])
   if not 0.0 <= lambda_ <= 1.0:
     raise ValueError(f"V-trace `lambda_` must be in [0, 1], got {lambda_}.")
 

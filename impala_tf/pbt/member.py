@@ -3,7 +3,9 @@
 At start: a new member draws its hyperparameters (`rules`, Table D.1, or
 the config's with `initial="config"`) from a generator seeded by the run's
 seed and the member index; a resumed member keeps the ones its checkpoint
-holds. After every update it collects the finished episode returns; once it
+holds. Its learning rate is not annealed unless `rules.anneal` asks for it
+[paper Fig. F.1, our reading; see rules.py]: the rate in force is the
+tuned value itself, changed only by exploit and explore. After every update it collects the finished episode returns; once it
 is ready (`rules.is_ready`) it:
 
 1. computes its fitness over the episodes since it was last ready;
@@ -12,8 +14,9 @@ is ready (`rules.is_ready`) it:
 3. exploit: draws one other member that has a fitness and, if that one is
    better by more than the threshold, restores that member's copy
    checkpoint into its own network and optimiser and takes its
-   hyperparameters (its own frame and update counters stay, so the
-   learning-rate schedule continues from its own frames);
+   hyperparameters (its own frame and update counters stay, so with
+   `rules.anneal` the learning-rate schedule continues from its own
+   frames);
 4. explore: perturbs the hyperparameters (copied or not) and assigns them
    to the learner's variables, which the next update reads;
 5. records the event (who copied whom, at which frames, fitness, the
@@ -84,6 +87,8 @@ class PopulationMember(base.LoopPart):
     learner = loop.learner
     config = loop.experiment.config
     self._tuned = rules_lib.tuned_names(config)
+    # Read by the compiled step at every update (learner.learning_rate).
+    learner.anneal_learning_rate.assign(self.rules.anneal)
     # Seeded by the update count too: a resumed member does not repeat the
     # draws it made before it stopped.
     self._rng = (np.random.default_rng([self.seed, self.member,
@@ -92,15 +97,19 @@ class PopulationMember(base.LoopPart):
                  rules_lib.member_rng(self.seed, self.member))
     checkpointer = loop.part(checkpointing.Checkpointer)
     resumed = checkpointer is not None and checkpointer.restored
+    schedule = (f"annealed linearly to 0 at {config.total_frames:,} frames"
+                if self.rules.anneal else "not annealed")
     if resumed:
       loop.log(f"PBT member {self.member}: resumed with "
-               f"{_format(self.hyperparameters(loop))}.")
+               f"{_format(self.hyperparameters(loop))}; learning rate "
+               f"{schedule}.")
     else:
       values = rules_lib.initial_hyperparameters(config, self._rng,
                                                  self.initial)
       learner.hyperparameters.assign(values)
       loop.log(f"PBT member {self.member} of {self.pbt_dir}: starts with "
-               f"{_format(values)} ({self.initial}); ready after "
+               f"{_format(values)} ({self.initial}); learning rate "
+               f"{schedule}; ready after "
                f"{self.rules.burn_in_frames:,} frames and every "
                f"{self.rules.ready_episodes:,} episodes.")
     previous = store.read_member_state(self.pbt_dir, self.member) or {}

@@ -11,10 +11,22 @@
 * Exploit: against one other member drawn uniformly at random; copy its
   weights and hyperparameters if its fitness exceeds this member's by more
   than `exploit_threshold` (5 points of the capped score, in percent).
-* Explore: whether or not it copied, each tuned hyperparameter is
-  multiplied by `perturb_factor` (1.2) with probability 1/3, by its inverse
-  with probability 1/3, and kept with probability 1/3: an unbiased
-  perturbation, unlike Jaderberg et al.'s 1.2 / 0.8.
+* Explore: whether or not it copied, each tuned hyperparameter changes
+  with probability `perturb_probability` (1/3) in all, "permuted with 33%
+  probability by multiplying with either 1.2 or 1/1.2" [paper App. F]:
+  multiplied by `perturb_factor` (1.2) with probability 1/6, by its inverse
+  with probability 1/6, and kept with probability 2/3. An unbiased
+  perturbation, unlike Jaderberg et al.'s 1.2 / 0.8. (The code once read
+  the 33% as applying each way, a change with probability 2/3. No source
+  for that reading was found: the paper's released code has no PBT, and
+  Jaderberg et al.'s perturbation by 0.8 or 1.2 gives no such rate; so
+  only the paper's reading is offered.)
+* The learning-rate schedule: a member's learning rate is not annealed
+  (`anneal=False`): it stays as drawn and only explore and exploit change
+  it [paper Fig. F.1, our reading]. The paper does not say; Fig. F.1 sets
+  the schedule PBT found against the linear annealing of the best sweep
+  run, which reads as PBT runs not annealing. Table G.1's linear annealing
+  to 0 for a member is `anneal=True`.
 * Fitness: the mean capped human-normalised score (percent) over the
   suite's levels of the episodes since the member was last ready; on a
   single level, or a suite without reference scores, the mean return.
@@ -45,7 +57,12 @@ class Rules:
   ready_episodes: int = 5_000            # [paper App. F]
   exploit_threshold: float = 5.0         # [paper App. F] points, percent.
   perturb_factor: float = 1.2            # [paper App. F]
-  perturb_probability: float = 1.0 / 3.0  # [paper App. F] each way.
+  # [paper App. F] "33%", in all: half of it up, half down.
+  perturb_probability: float = 1.0 / 3.0
+  # [paper Fig. F.1, our reading] A member's learning rate stays constant
+  # between PBT's changes; True anneals it linearly to 0 at total_frames
+  # as a plain run does (Table G.1).
+  anneal: bool = False
 
   def __post_init__(self):
     if self.burn_in_frames < 0:
@@ -54,9 +71,10 @@ class Rules:
       raise ValueError(f"ready_episodes={self.ready_episodes} must be >= 1.")
     if self.perturb_factor <= 1.0:
       raise ValueError(f"perturb_factor={self.perturb_factor} must be > 1.")
-    if not 0.0 <= self.perturb_probability <= 0.5:
+    if not 0.0 <= self.perturb_probability <= 1.0:
       raise ValueError(f"perturb_probability={self.perturb_probability} "
-                       "must be in [0, 0.5] (it applies each way).")
+                       "must be in [0, 1] (the chance of any change, half "
+                       "of it each way).")
 
 
 def tuned_names(config) -> tuple[str, ...]:
@@ -121,14 +139,14 @@ def should_copy(own_fitness: float, other_fitness: float,
 
 def explore(values: Mapping[str, float], rng: np.random.Generator,
             rules: Rules) -> dict[str, float]:
-  """Each value times `perturb_factor` or its inverse, each with
-  probability `perturb_probability`, else unchanged."""
+  """Each value changed with probability `perturb_probability`: times
+  `perturb_factor` or its inverse, each with half of it; else unchanged."""
   result = {}
-  p = rules.perturb_probability
+  half = rules.perturb_probability / 2.0
   for name in sorted(values):
     draw = rng.uniform()
-    factor = (rules.perturb_factor if draw < p else
-              1.0 / rules.perturb_factor if draw < 2 * p else 1.0)
+    factor = (rules.perturb_factor if draw < half else
+              1.0 / rules.perturb_factor if draw < 2 * half else 1.0)
     result[name] = float(values[name]) * factor
   return result
 

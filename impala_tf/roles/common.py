@@ -55,7 +55,8 @@ def extra_parts(plan: plan_lib.RunPlan) -> list:
       pbt.pbt_dir, pbt.member, plan.logdir,
       rules.Rules(burn_in_frames=pbt.burn_in_frames,
                   ready_episodes=pbt.ready_episodes,
-                  exploit_threshold=pbt.exploit_threshold),
+                  exploit_threshold=pbt.exploit_threshold,
+                  anneal=pbt.anneal),
       seed=plan.seed, initial=pbt.initial)]
 
 

@@ -83,6 +83,8 @@ class Suite(abc.ABC):
     action_repeat: environment frames per agent step; a config's
       `frames_per_step` must equal it.
     options: environment options the launcher offers as flags.
+    eval_episodes: episodes per level its evaluation protocol plays
+      (`python -m impala_tf.evaluate` without `--episodes`).
   """
 
   name: str
@@ -91,6 +93,7 @@ class Suite(abc.ABC):
   envs_per_actor: int
   action_repeat: int
   options: tuple[Option, ...] = ()
+  eval_episodes: int = 200  # [ours] for a suite that names none.
 
   def preset_for(self, levels: Sequence[str]) -> str:
     """The preset a run on `levels` (as given, possibly empty) gets by

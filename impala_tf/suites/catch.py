@@ -82,6 +82,7 @@ class CatchSuite(suites.Suite):
   default_levels = ("catch",)
   envs_per_actor = 8
   action_repeat = 1
+  eval_episodes = 200  # [ours] the Atari protocol's number.
 
   def canonical_level(self, name: str) -> str:
     if name != "catch":

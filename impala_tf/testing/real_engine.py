@@ -10,8 +10,7 @@ fake to it.
 import importlib.util
 from typing import Optional
 
-_INSTALL = ("see docs/dmlab30.md (bash dmlab30/build_engine.sh builds and "
-            "installs it)")
+_INSTALL = "docs/dmlab30.md says how to build and install it"
 
 
 def reason() -> Optional[str]:

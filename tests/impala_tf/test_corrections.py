@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from impala_tf import corrections
 from impala_tf import losses
+from impala_tf import presets
 
 # T = 2 steps of one unroll, 2 actions, action 0 taken both times.
 # μ is uniform; π(a_0|x_0) = 0.8 and π(a_1|x_1) = 0.25, so π/μ = 1.6, 0.5
@@ -69,6 +70,64 @@ def test_a_larger_rho_bar_changes_the_advantage_weights():
   result = _targets("one_step_is", clip_pg_rho_threshold=10.0)
   np.testing.assert_allclose(result.pg_advantages.numpy()[:, 0],
                              [1.6 * 3.92, 0.5 * 2.8], rtol=1e-5)
+
+
+@pytest.mark.parametrize("correction", ["one_step_is", "epsilon", "none"])
+@pytest.mark.parametrize("lambda_", [0.0, 0.5])
+def test_lambda_gives_the_uncorrected_corrections_the_lambda_return(
+    correction, lambda_):
+  # c_t = λ on the uncorrected target: with δ_0 = 1 + 0.9·1 − 0.5 = 1.4 and
+  # δ_1 = 2 + 0.9·2 − 1 = 2.8, v_1 = 1 + 2.8 = 3.8 (the last step has no
+  # trace) and v_0 = 0.5 + 1.4 + 0.9·λ·2.8: 1.9 at λ = 0 (the one-step
+  # target), 3.16 at λ = 0.5; λ = 1 gave the n-step 4.42 above.
+  result = _targets(correction, lambda_=lambda_)
+  np.testing.assert_allclose(result.vs.numpy()[:, 0],
+                             [1.9 + 0.9 * lambda_ * 2.8, 3.8], rtol=1e-5)
+  # The advantages bootstrap from v_1, which λ leaves as it was.
+  _, advantages = EXPECTED[correction]
+  np.testing.assert_allclose(result.pg_advantages.numpy()[:, 0], advantages,
+                             rtol=1e-5)
+
+
+def test_on_policy_data_gives_every_correction_the_same_lambda_targets():
+  # π = μ, λ = 0.5: V-trace's c_t = λ · 1 is the others' c_t = λ.
+  results = [_targets(correction, target=MU, lambda_=0.5)
+             for correction in corrections.CORRECTIONS]
+  for result in results:
+    np.testing.assert_allclose(result.vs.numpy()[:, 0], [3.16, 3.8],
+                               rtol=1e-5)
+    np.testing.assert_allclose(result.pg_advantages.numpy()[:, 0],
+                               [3.92, 2.8], rtol=1e-5)
+
+
+def test_lambda_through_the_config_reaches_the_uncorrected_target():
+  # λ < 1 with a non-V-trace correction is a valid configuration: it is
+  # applied (the module docstring says why), not ignored or refused.
+  config = presets.ATARI.replace(correction="none", vtrace_lambda=0.5)
+  result = _targets(config.correction, lambda_=config.vtrace_lambda)
+  assert float(result.vs[0, 0]) == pytest.approx(3.16, rel=1e-5)
+
+
+@pytest.mark.parametrize("correction,advantages", [
+    # ρ̄ = 10 lets π/μ = 1.6 through at step 0 of the advantage too.
+    ("one_step_is", [1.6 * 3.92, 0.5 * 2.8]),
+    # V-trace with ρ̄ = 10, c̄ = 1: δ_1 = 0.5·2.8 = 1.4, v_1 = 2.4;
+    # A_0 = 1.6 (1 + 0.9·2.4 − 0.5) = 4.256.
+    ("vtrace", [1.6 * 2.66, 0.5 * 2.8]),
+])
+def test_the_policy_gradient_rho_bar_follows_rho_bar_unless_given(
+    correction, advantages):
+  result = _targets(correction, clip_rho_threshold=10.0)
+  np.testing.assert_allclose(result.pg_advantages.numpy()[:, 0], advantages,
+                             rtol=1e-5)
+  # Given, it is its own: 1 truncates 1.6 back to 1; None does not truncate.
+  given = _targets(correction, clip_rho_threshold=10.0,
+                   clip_pg_rho_threshold=1.0)
+  np.testing.assert_allclose(given.pg_advantages.numpy()[0, 0],
+                             advantages[0] / 1.6, rtol=1e-5)
+  unclipped = _targets(correction, clip_pg_rho_threshold=None)
+  np.testing.assert_allclose(unclipped.pg_advantages.numpy()[0, 0],
+                             1.6 * EXPECTED[correction][1][0], rtol=1e-5)
 
 
 def test_on_policy_data_gives_every_correction_the_same_targets():

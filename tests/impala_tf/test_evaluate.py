@@ -13,9 +13,10 @@ import tensorflow as tf
 
 from impala_tf import evaluate
 from impala_tf import experiment
-from impala_tf import export
 from impala_tf import networks
 from impala_tf import presets
+from impala_tf import saved_policy
+from impala_tf import suites
 
 
 @pytest.mark.slow
@@ -47,7 +48,7 @@ def _untrained_pong_policy(directory):
   tf.random.set_seed(0)
   network = exp.make_network()
   network(networks.dummy_input(exp.observation_spec), network.initial_state(1))
-  export.export_policy(exp, network.trainable_variables, 0, directory)
+  saved_policy.export_policy(exp, network.trainable_variables, 0, directory)
 
 
 def test_untrained_pong_policy_scores_like_random_play(tmp_path):
@@ -87,6 +88,45 @@ def test_levels_with_another_action_set_are_refused(tmp_path):
                      match="The policy has 6 actions but breakout has 4"):
     evaluate.evaluate(policy, ["breakout"], episodes=1, num_envs=1,
                       show_progress=False)
+
+
+class _UniformCatchPolicy:
+  """Plays Catch uniformly at random through `evaluate.Policy`'s methods."""
+
+  path = "uniform"
+  metadata = {"suite": "catch", "levels": ["catch"], "num_actions": 3,
+              "frames_trained": 0, "config": {}}
+
+  def __init__(self):
+    self._rng = np.random.default_rng(0)
+
+  def initial_state(self, batch_size):
+    del batch_size
+    return {}
+
+  def step(self, observation, prev_action, prev_reward, step_type, state,
+           greedy):
+    del observation, prev_reward, step_type, greedy
+    return self._rng.integers(0, 3, len(prev_action)).astype(np.int32), state
+
+
+def test_the_number_of_episodes_comes_from_the_suite_unless_given(
+    monkeypatch):
+  # The paper's protocols: 500 test episodes per DMLab-30 level, 200 per
+  # Atari game; Catch plays Atari's number.
+  assert suites.get("dmlab30").eval_episodes == 500
+  assert suites.get("atari57").eval_episodes == 200
+  assert suites.get("catch").eval_episodes == 200
+  monkeypatch.setattr(type(suites.get("catch")), "eval_episodes", 12)
+  report = evaluate.evaluate(_UniformCatchPolicy(), num_envs=4,
+                             show_progress=False, log=lambda line: None)
+  assert report["episodes_per_level"] == 12
+  assert len(report["levels"]["catch"]["returns"]) == 12
+  given = evaluate.evaluate(_UniformCatchPolicy(), episodes=5, num_envs=4,
+                            show_progress=False, log=lambda line: None)
+  assert given["levels"]["catch"]["episodes"] == 5
+  with pytest.raises(evaluate.EvaluationError, match="at least 1"):
+    evaluate.evaluate(_UniformCatchPolicy(), episodes=0)
 
 
 def test_quotas_split_episodes_evenly_over_environments():

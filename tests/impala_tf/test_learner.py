@@ -28,14 +28,14 @@ def _batch(config, seed=0):
   return trajectories.random_batch(spec, NUM_ACTIONS, config.batch_size, seed)
 
 
-def _learner(config, devices, seed=0):
+def _learner(config, devices, seed=0, **kwargs):
   tf.random.set_seed(seed)  # The initial weights.
   return learner_lib.Learner(
       config,
       lambda: networks.ImpalaNetwork(NUM_ACTIONS, use_lstm=config.use_lstm,
                                      use_instruction=config.use_instruction),
       SMALL_SPEC if config.use_instruction else {"frame": SMALL_SPEC["frame"]},
-      strategy=learner_lib.make_strategy(devices))
+      strategy=learner_lib.make_strategy(devices), **kwargs)
 
 
 @pytest.mark.parametrize("use_lstm", [True, False])
@@ -180,3 +180,45 @@ def test_a_non_finite_update_is_skipped_and_reported():
   assert int(learner.num_frames.numpy()) == config.frames_per_update
   logs = learner.update(_batch(config, seed=2))
   assert bool(logs["finite"]) and int(learner.num_updates.numpy()) == 1
+
+
+def test_the_schedule_can_be_turned_off_after_the_step_is_compiled():
+  config = _config(False)  # 6e-4 over 10,000 frames; 96 frames an update.
+  learner = _learner(config, ["/cpu:0"])
+  assert bool(learner.anneal_learning_rate.numpy())  # A plain run anneals.
+  batch = _batch(config)
+  first = learner.update(batch)
+  second = learner.update(batch)
+  assert float(first["learning_rate"]) == pytest.approx(6e-4)
+  assert float(second["learning_rate"]) == pytest.approx(6e-4 * (1 - 0.0096))
+  # Off (a population member's default): the tuned rate at any frame
+  # count, read by the step already traced.
+  learner.anneal_learning_rate.assign(False)
+  assert float(learner.update(batch)["learning_rate"]) == pytest.approx(6e-4)
+  assert float(learner.learning_rate(20_000)) == pytest.approx(6e-4)
+  constant = _learner(config, ["/cpu:0"], anneal_learning_rate=False)
+  assert float(constant.learning_rate(5_000)) == pytest.approx(6e-4)
+
+
+def test_embedding_rows_outside_the_batch_keep_their_rmsprop_state():
+  # TF1's sparse RMSProp (optimizers.py) through the whole update, on two
+  # replicas: the instruction embedding's rows of words no trajectory
+  # holds keep their weights and their mean square of 1.
+  config = _config(True)
+  learner = _learner(config, ["/cpu:0", "/cpu:1"])
+  (embedding,) = [v for v in learner.variables if "embed" in v.name]
+  (mean_square,) = [v for v in learner.optimizer.variables
+                    if "mean_square" in v.name and v.shape == embedding.shape]
+  before = embedding.numpy()
+  batch = _batch(config)
+  learner.update(batch)
+  seen = np.unique(batch["instruction"].numpy())
+  unseen = np.setdiff1d(np.arange(embedding.shape[0]), seen)
+  assert len(unseen) > 800 and len(seen) > 100
+  for copy in learner.strategy.experimental_local_results(mean_square):
+    ms = copy.numpy()
+    np.testing.assert_array_equal(ms[unseen], 1.0)
+    # The rows in the batch did move (decay 0.99 plus their g²).
+    assert (ms[seen] != 1.0).mean() > 0.9
+  for copy in learner.strategy.experimental_local_results(embedding):
+    np.testing.assert_array_equal(copy.numpy()[unseen], before[unseen])

@@ -62,6 +62,24 @@ def test_parameter_counts_match_the_paper(torso, paper_count):
   assert abs(count - paper_count) / paper_count < 0.05, count
 
 
+@pytest.mark.parametrize("spec,channels", [(DMLAB_SPEC, 3), (ATARI_SPEC, 4)])
+def test_the_shallow_torso_has_fig_3s_two_convolutions(spec, channels):
+  # [paper Fig. 3] two convolutions, not Sec. 5.3.2's "three"
+  # (networks.py's docstring gives both readings).
+  net = networks.ImpalaNetwork(9, torso="shallow",
+                               use_instruction="instruction" in spec)
+  net(tf.nest.map_structure(lambda x: x[0], networks.dummy_input(
+      spec, batch_size=1, num_steps=1)), net.initial_state(1))
+  kernels = [tuple(v.shape) for v in net.trainable_variables
+             if "shallow_torso" in v.name and len(v.shape) == 4]
+  assert kernels == [(8, 8, channels, 16), (4, 4, 16, 32)]
+  if spec is DMLAB_SPEC:
+    # Fig. 3's 1.2M: convolutions 11,312, FC 573,696, LSTM 601,088,
+    # language 41,780, heads 2,570.
+    count = sum(int(np.prod(v.shape)) for v in net.trainable_variables)
+    assert count == 1_230_446
+
+
 @pytest.mark.parametrize("torso", ["shallow", "deep"])
 def test_unroll_equals_stepping_with_resets(torso):
   rng = np.random.default_rng(1)

@@ -158,8 +158,8 @@ def test_a_catch_population_copies_a_member_that_joined_by_hand(tmp_path):
     # then the copied one.
     scalars = curves.read_scalars(str(workdir / f"member-{member}"))
     rates = [v for _, v in scalars["learner/learning_rate"]]
-    # (The rate logged is the annealed one: the copy's, times what is left
-    # of the schedule.)
+    # (Not annealed without --pbt_anneal: the rate logged is the flag's,
+    # then the copy's.)
     assert rates[0] < 1e-6 and max(rates) > 1e-3
     for name in ("entropy_cost", "rmsprop_epsilon", "max_grad_norm"):
       assert f"learner/{name}" in scalars

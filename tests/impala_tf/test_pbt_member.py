@@ -43,7 +43,7 @@ class _Loop:
     return None
 
 
-def _member(tmp_path, index, threshold, learner=None):
+def _member(tmp_path, index, threshold, learner=None, anneal=False):
   config = presets.CATCH.replace(batch_size=4, unroll_length=5)
   exp = experiment.build("catch", config=config, envs_per_actor=4)
   learner = learner or learner_lib.Learner(exp.config, exp.make_network,
@@ -52,9 +52,24 @@ def _member(tmp_path, index, threshold, learner=None):
   part = member_lib.PopulationMember(
       str(tmp_path), index, str(tmp_path / f"member-{index}"),
       rules.Rules(burn_in_frames=0, ready_episodes=1,
-                  exploit_threshold=threshold), initial="config")
+                  exploit_threshold=threshold, anneal=anneal),
+      initial="config")
   part.start(loop)
   return part, loop
+
+
+def _random_batch(exp, seed=0):
+  """4 random trajectories of `exp` (`[B, T+1, ...]`)."""
+  rng = np.random.default_rng(seed)
+  batch = {}
+  for name, s in exp.trajectory_specs().items():
+    shape = [4] + s.shape.as_list()
+    if s.dtype.is_floating:
+      batch[name] = tf.constant(rng.normal(size=shape), s.dtype)
+    else:
+      batch[name] = tf.zeros(shape, s.dtype)
+  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  return trajectory.restore_frames(batch)
 
 
 def _set_returns(part, values):
@@ -112,17 +127,7 @@ def test_a_member_copies_only_a_member_better_by_more_than_the_threshold(
 def test_the_next_update_reads_the_new_hyperparameters(tmp_path):
   part, loop = _member(tmp_path, 0, threshold=5.0)
   exp, learner = loop.experiment, loop.learner
-  spec = exp.trajectory_specs()
-  rng = np.random.default_rng(0)
-  batch = {}
-  for name, s in spec.items():
-    shape = [4] + s.shape.as_list()
-    if s.dtype.is_floating:
-      batch[name] = tf.constant(rng.normal(size=shape), s.dtype)
-    else:
-      batch[name] = tf.zeros(shape, s.dtype)
-  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
-  batch = trajectory.restore_frames(batch)
+  batch = _random_batch(exp)
   base = {"learning_rate": 2e-3, "entropy_cost": 0.03,
           "rmsprop_epsilon": 0.5, "max_grad_norm": 7.0}
   start = [v.numpy().copy() for v in learner.variables]
@@ -156,6 +161,30 @@ def test_the_next_update_reads_the_new_hyperparameters(tmp_path):
     _, other = step(**{name: value})
     assert max(float(np.abs(a - b).max()) for a, b in zip(steps, other)) > (
         1e-6), name
+  del part
+
+
+@pytest.mark.parametrize("anneal", [False, True])
+def test_a_member_anneals_its_learning_rate_only_when_asked(tmp_path, anneal):
+  # [paper Fig. F.1, our reading] By default the rate in force is the
+  # tuned one at any frame count; with anneal it is Table G.1's linear
+  # schedule to 0 at total_frames (128,000 for Catch).
+  part, loop = _member(tmp_path, 0, threshold=5.0, anneal=anneal)
+  learner = loop.learner
+  batch = _random_batch(loop.experiment)
+  total = loop.experiment.config.total_frames
+  rates = []
+  for frames in (0, total // 4, total // 2, total):
+    learner.num_frames.assign(frames)
+    rates.append(float(learner.update(batch)["learning_rate"]))
+  tuned = learner.hyperparameters.values()["learning_rate"]
+  assert tuned == pytest.approx(1e-2)  # The Catch preset's, kept.
+  want = ([tuned, 0.75 * tuned, 0.5 * tuned, 0.0] if anneal
+          else [tuned] * 4)
+  assert rates == pytest.approx(want, rel=1e-6)
+  said = ("learning rate annealed linearly to 0 at 128,000 frames" if anneal
+          else "learning rate not annealed")
+  assert any(said in line for line in loop.lines)
   del part
 
 

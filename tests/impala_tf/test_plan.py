@@ -12,9 +12,9 @@ from impala_tf import launch_flags
 from impala_tf import plan as plan_lib
 
 
-def _plan(*flags, environ=None, cpu_count=2, now=0.0):
+def _plan(*args, environ=None, cpu_count=2, now=0.0):
   flag_values = launch_flags.define_flags(flags.FlagValues())
-  flag_values(["launch", *flags])
+  flag_values(["launch", *args])
   return plan_lib.resolve(flag_values.flag_values_dict(), environ or {},
                           cpu_count=cpu_count, now=now)
 
@@ -101,6 +101,8 @@ def test_a_population_member_gets_its_directory_and_rules(tmp_path):
   assert plan.logdir == str(tmp_path / "member-2")
   assert plan.pbt == plan_lib.PbtOptions(str(tmp_path), 2, 20_000_000, 30,
                                          5.0, "table_d1")
+  assert _plan("--suite=catch", f"--pbt_dir={tmp_path}", "--member=0",
+               "--pbt_anneal").pbt.anneal
   with pytest.raises(plan_lib.PlanError, match="--pbt_dir needs --member"):
     _plan("--suite=catch", f"--pbt_dir={tmp_path}")
   with pytest.raises(plan_lib.PlanError, match="--member needs --pbt_dir"):

@@ -175,3 +175,77 @@ def test_bad_shapes_name_the_argument(bad, message):
   inputs.update(bad)
   with pytest.raises(ValueError, match=message):
     vtrace.from_importance_weights(**inputs)
+
+
+@pytest.mark.parametrize("shapes", [
+    # The paper's vtrace_test.py: one importance weight and discount per
+    # step against 42 value heads.
+    dict(log_rhos=(1,), discounts=(1,), rewards=(42,), values=(42,),
+         bootstrap_value=(42,)),
+    # Three policies' weights, one reward and one value (its bootstrap
+    # broadcast too).
+    dict(log_rhos=(3,), discounts=(1,), rewards=(1,), values=(1,),
+         bootstrap_value=(1,)),
+])
+def test_trailing_dimensions_equal_separate_calls(shapes):
+  rng = np.random.default_rng(8)
+  num_steps, batch_size = 7, 3
+  inputs = {}
+  for name, trailing in shapes.items():
+    lead = (batch_size,) if name == "bootstrap_value" else (num_steps,
+                                                            batch_size)
+    inputs[name] = rng.normal(0.0, 1.0, lead + trailing).astype(np.float32)
+  inputs["discounts"] = (0.9 * (rng.uniform(size=inputs["discounts"].shape)
+                                > 0.15)).astype(np.float32)
+  kwargs = dict(clip_rho_threshold=1.5, clip_pg_rho_threshold=1.2,
+                clip_c_threshold=0.9, lambda_=0.8)
+  result = vtrace.from_importance_weights(**inputs, **kwargs)
+  heads = max(trailing[0] for trailing in shapes.values())
+  assert result.vs.shape == (num_steps, batch_size, heads)
+  assert result.pg_advantages.shape == (num_steps, batch_size, heads)
+  for k in range(heads):
+    one = vtrace.from_importance_weights(
+        **{name: x[..., min(k, x.shape[-1] - 1)]
+           for name, x in inputs.items()}, **kwargs)
+    np.testing.assert_allclose(result.vs[..., k], one.vs, rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(result.pg_advantages[..., k],
+                               one.pg_advantages, rtol=1e-6, atol=1e-6)
+
+
+def test_trailing_dimensions_inside_tf_function_with_dynamic_shapes():
+  spec = tf.TensorSpec([None, None, None], tf.float32)
+
+  @tf.function(input_signature=[spec] * 4 + [
+      tf.TensorSpec([None, None], tf.float32)])
+  def compiled(log_rhos, discounts, rewards, values, bootstrap_value):
+    return vtrace.from_importance_weights(
+        log_rhos, discounts, rewards, values, bootstrap_value).vs
+
+  rng = np.random.default_rng(9)
+  inputs = {name: rng.normal(size=(5, 2, 1 if name in ("log_rhos",
+                                                       "discounts") else 4)
+                             ).astype(np.float32)
+            for name in ("log_rhos", "discounts", "rewards", "values")}
+  inputs["bootstrap_value"] = rng.normal(size=(2, 4)).astype(np.float32)
+  np.testing.assert_allclose(compiled(**inputs),
+                             vtrace.from_importance_weights(**inputs).vs,
+                             rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(values=np.zeros((5, 2), np.float32)), "`values` must have rank 3"),
+    (dict(bootstrap_value=np.zeros((2,), np.float32)),
+     "`bootstrap_value` must have rank 2"),
+    (dict(rewards=np.zeros((5, 2, 3), np.float32)), "do not broadcast"),
+    (dict(values=np.zeros((6, 2, 4), np.float32)), "`values` has shape"),
+])
+def test_bad_trailing_dimensions_name_the_argument(bad, message):
+  inputs = dict(log_rhos=np.zeros((5, 2, 1), np.float32),
+                discounts=np.zeros((5, 2, 1), np.float32),
+                rewards=np.zeros((5, 2, 4), np.float32),
+                values=np.zeros((5, 2, 4), np.float32),
+                bootstrap_value=np.zeros((2, 4), np.float32))
+  inputs.update(bad)
+  with pytest.raises(ValueError, match=message):
+    vtrace.from_importance_weights(**inputs)
