@@ -2,7 +2,7 @@
 suite's protocol, against the fake engine."""
 
 
-from impala_tf import evaluate
+from impala_tf import evaluation
 from impala_tf import experiment
 from impala_tf import saved_policy
 from impala_tf import networks
@@ -20,7 +20,7 @@ def test_evaluation_plays_the_test_levels_with_the_fixed_mixer_seed(
   saved_policy.export_policy(exp, network.trainable_variables, 0,
                        str(tmp_path / "policy"))
   fake_lab.fake_created.clear()
-  report = evaluate.evaluate(evaluate.Policy(str(tmp_path / "policy")),
+  report = evaluation.evaluate(evaluation.Policy(str(tmp_path / "policy")),
                              episodes=5, num_envs=2, show_progress=False)
   assert list(report["levels"]) == ["rooms_collect_good_objects",
                                     "rooms_watermaze"]

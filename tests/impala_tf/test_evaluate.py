@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import evaluate
+from impala_tf import evaluation
 from impala_tf import experiment
 from impala_tf import networks
 from impala_tf import presets
@@ -36,7 +36,7 @@ def test_trained_catch_policy_scores_near_one(trained_catch_run, tmp_path):
   # The printed line and the CSV say the same as the JSON.
   (line,) = [l for l in result.stdout.splitlines() if l.startswith("catch:")
              and "over" in l]
-  assert line == evaluate.level_line("catch", catch)
+  assert line == evaluation.level_line("catch", catch)
   rows = list(csv.DictReader((output / "eval.csv").open()))
   assert rows[0]["level"] == "catch"
   assert float(rows[0]["mean_return"]) == pytest.approx(catch["mean"])
@@ -70,8 +70,8 @@ def test_untrained_pong_policy_scores_like_random_play(tmp_path):
   assert report["suite_scores"]["mean"] == pytest.approx(
       pong["normalized_score"])
   printed = result.stdout.splitlines()
-  assert evaluate.level_line("pong", pong) in printed
-  assert evaluate.suite_line("atari57", report["suite_scores"]) in printed
+  assert evaluation.level_line("pong", pong) in printed
+  assert evaluation.suite_line("atari57", report["suite_scores"]) in printed
   rows = {row["level"]: row for row in
           csv.DictReader((tmp_path / "run" / "eval.csv").open())}
   assert float(rows["pong"]["normalized_score_percent"]) == pytest.approx(
@@ -83,15 +83,15 @@ def test_untrained_pong_policy_scores_like_random_play(tmp_path):
 
 def test_levels_with_another_action_set_are_refused(tmp_path):
   _untrained_pong_policy(str(tmp_path / "policy"))
-  policy = evaluate.Policy(str(tmp_path / "policy"))
-  with pytest.raises(evaluate.EvaluationError,
+  policy = evaluation.Policy(str(tmp_path / "policy"))
+  with pytest.raises(evaluation.EvaluationError,
                      match="The policy has 6 actions but breakout has 4"):
-    evaluate.evaluate(policy, ["breakout"], episodes=1, num_envs=1,
+    evaluation.evaluate(policy, ["breakout"], episodes=1, num_envs=1,
                       show_progress=False)
 
 
 class _UniformCatchPolicy:
-  """Plays Catch uniformly at random through `evaluate.Policy`'s methods."""
+  """Plays Catch uniformly at random through `evaluation.Policy`'s methods."""
 
   path = "uniform"
   metadata = {"suite": "catch", "levels": ["catch"], "num_actions": 3,
@@ -118,17 +118,17 @@ def test_the_number_of_episodes_comes_from_the_suite_unless_given(
   assert suites.get("atari57").eval_episodes == 200
   assert suites.get("catch").eval_episodes == 200
   monkeypatch.setattr(type(suites.get("catch")), "eval_episodes", 12)
-  report = evaluate.evaluate(_UniformCatchPolicy(), num_envs=4,
+  report = evaluation.evaluate(_UniformCatchPolicy(), num_envs=4,
                              show_progress=False, log=lambda line: None)
   assert report["episodes_per_level"] == 12
   assert len(report["levels"]["catch"]["returns"]) == 12
-  given = evaluate.evaluate(_UniformCatchPolicy(), episodes=5, num_envs=4,
+  given = evaluation.evaluate(_UniformCatchPolicy(), episodes=5, num_envs=4,
                             show_progress=False, log=lambda line: None)
   assert given["levels"]["catch"]["episodes"] == 5
-  with pytest.raises(evaluate.EvaluationError, match="at least 1"):
-    evaluate.evaluate(_UniformCatchPolicy(), episodes=0)
+  with pytest.raises(evaluation.EvaluationError, match="at least 1"):
+    evaluation.evaluate(_UniformCatchPolicy(), episodes=0)
 
 
 def test_quotas_split_episodes_evenly_over_environments():
-  np.testing.assert_array_equal(evaluate._quotas(10, 4), [3, 3, 2, 2])  # pylint: disable=protected-access
-  np.testing.assert_array_equal(evaluate._quotas(3, 3), [1, 1, 1])  # pylint: disable=protected-access
+  np.testing.assert_array_equal(evaluation._quotas(10, 4), [3, 3, 2, 2])  # pylint: disable=protected-access
+  np.testing.assert_array_equal(evaluation._quotas(3, 3), [1, 1, 1])  # pylint: disable=protected-access
