@@ -10,7 +10,7 @@ Public names:
     in percent.
   make(game, seed=0, **options): one game as a dm_env.Environment.
   make_batched(game, num_envs, seed=0, **options): N games as an
-    impala_tf.envs.BatchedEnv for actors.
+    impala_tf.acting.envs.BatchedEnv for actors.
   evaluate(game, policy, num_episodes=200, ...): the paper's protocol.
 """
 

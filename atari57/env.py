@@ -40,7 +40,7 @@ from ale_py import vector_env as ale_vector_env
 from gymnasium.vector import AutoresetMode
 
 from atari57 import games as games_lib
-from impala_tf import envs
+from impala_tf.acting import envs
 
 # Table G.1: 84x84 grayscale, 4 stacked frames, action repeat 4.
 FRAME_SHAPE = (84, 84, 4)

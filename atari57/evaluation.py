@@ -14,7 +14,7 @@ import dm_env
 import numpy as np
 
 from atari57 import env as env_lib
-from impala_tf import envs
+from impala_tf.acting import envs
 
 # A policy maps the current timestep to an action index. The first call of
 # each episode gets a FIRST timestep (the observation after the no-ops), so

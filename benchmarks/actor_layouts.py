@@ -32,8 +32,8 @@ def _child(num_actors: int, envs: int, tf_threads: int, seconds: float):
   tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
   tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
   from atari57 import env as atari_env  # pylint: disable=g-import-not-at-top
-  from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import networks  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import networks  # pylint: disable=g-import-not-at-top
 
   actors = []
   for index in range(num_actors):
@@ -93,7 +93,7 @@ def main():
   if args.child:
     _child(args.child, args.envs, args.tf_threads, args.seconds)
     return
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   print(f"CPU: {cpu.read_cpu_info().describe()}; {args.actors} actors x "
         f"{args.envs} Pong environments, {args.seconds:g} s per layout")
   results = {"processes": [], "threads": []}

@@ -17,18 +17,18 @@ import argparse
 import statistics
 import time
 
-from impala_tf import cpu
-from impala_tf import tf_startup
+from impala_tf.runtime import cpu
+from impala_tf.runtime import tf_startup
 
 FRAMES_PER_STEP = 4
 
 
 def _measure(precision: str, args):
   tf = tf_startup.import_tensorflow(without_keras=True)
-  from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
-  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
-  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import experiment  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
   del tf
   exp = experiment.build("atari57", ["pong"],
                          config=presets.ATARI.replace(precision=precision),

@@ -25,8 +25,8 @@ SETTINGS = ("baseline", "threads=1/1", "threads=2/1", "threads=1/2",
 
 
 def _child(args):
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   cpu.configure_onednn(args.onednn, "learner")
   tf = tf_startup.import_tensorflow()
   if args.setting.startswith("threads="):
@@ -35,10 +35,10 @@ def _child(args):
     tf.config.threading.set_inter_op_parallelism_threads(inter)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import sonnet as snt  # pylint: disable=g-import-not-at-top
-  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import networks  # pylint: disable=g-import-not-at-top
-  from impala_tf import presets  # pylint: disable=g-import-not-at-top
-  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import networks  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import trajectory  # pylint: disable=g-import-not-at-top
   from impala_tf.testing import trajectories  # pylint: disable=g-import-not-at-top
 
   config = presets.ATARI.replace(torso=args.torso)
@@ -93,7 +93,7 @@ def main():
   if args.child:
     _child(args)
     return
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   settings = args.settings.split(",")
   if "nchw" in settings and "nhwc" not in settings:
     settings.append("nhwc")  # Its reference.

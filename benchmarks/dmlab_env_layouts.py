@@ -4,7 +4,7 @@ each in a process of its own.
 An actor steps `--envs` environments of `--level` in lockstep, on one CPU
 core (an actor's share of a 2-core machine), two ways, alternating:
 
-* in process: `impala_tf.envs.DmEnvBatch`, what actors do (the engine's
+* in process: `impala_tf.acting.envs.DmEnvBatch`, what actors do (the engine's
   libraries bound to each other, `dmlab30.engine.bind_engine_libraries`);
 * processes: each environment in a process of its own without TensorFlow
   (the paper's code ran each DMLab environment in its own process), the
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from impala_tf import cpu
+from impala_tf.runtime import cpu
 
 
 def _serve(connection, level, seed):
@@ -85,7 +85,7 @@ def _pss_mib(pids):
 
 def _measure(layout, args):
   import dmlab30  # pylint: disable=g-import-not-at-top
-  from impala_tf import envs  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import envs  # pylint: disable=g-import-not-at-top
   if layout == "in process":
     batch = envs.DmEnvBatch(
         [dmlab30.make(args.level, seed=seed) for seed in range(args.envs)],
@@ -117,7 +117,7 @@ def main():
   args = parser.parse_args()
   os.sched_setaffinity(0, {args.cpu})
   # The actor's process imports TensorFlow, as an actor does.
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   tf_startup.import_tensorflow(without_keras=True)
   print(f"CPU: {cpu.read_cpu_info().describe()}; {args.envs} environments "
         f"of {args.level} on one core; {args.seconds:g} s each, "

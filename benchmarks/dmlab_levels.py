@@ -32,7 +32,7 @@ import numpy as np
 
 from dmlab30 import availability
 from dmlab30 import levels as levels_lib
-from impala_tf import cpu
+from impala_tf.runtime import cpu
 
 
 def _child(args):

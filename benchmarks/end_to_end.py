@@ -39,6 +39,7 @@ combination's end-to-end speed over the first's is printed.
   python benchmarks/end_to_end.py [--seconds 120] [--torsos shallow,deep]
       [--onednn auto,off] [--precision float32,bfloat16] [--repeats 1]
       [--variants '--queue_capacity=64;'] [--suite atari57 --levels pong]
+      [--checkouts OLD_WORKTREE,NEW_WORKTREE]
 """
 
 import argparse
@@ -56,7 +57,7 @@ import json
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from impala_tf import cpu
+from impala_tf.runtime import cpu
 from impala_tf import launch_flags
 from impala_tf.runtime import processes
 
@@ -96,8 +97,8 @@ def _steps_environments(exp, actor):
 def _steps_inference(exp, actor):
   """The actor's policy step on actor `actor`'s observations (one TF
   thread, as an actor runs with the default --actor_threads)."""
-  from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   tf = tf_startup.import_tensorflow()
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -131,7 +132,7 @@ def _per_actor_child(args):
     steps += step()
   elapsed = time.perf_counter() - start
   env.close()
-  from impala_tf import cpu as cpu_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu as cpu_lib  # pylint: disable=g-import-not-at-top
   print(json.dumps({"fps": steps * exp.config.frames_per_step / elapsed,
                     "onednn": cpu_lib.tf_onednn_enabled()}))
 
@@ -164,8 +165,8 @@ def per_actor_ceiling(kind, torso, setting, args):
 
 
 def learner_ceiling(exp, seconds):
-  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import trajectory  # pylint: disable=g-import-not-at-top
   from impala_tf.testing import trajectories  # pylint: disable=g-import-not-at-top
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec)
@@ -244,11 +245,16 @@ def peak_rss_by_role(marker):
 
 
 def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
-               launch_args=(), suite_args=()):
+               launch_args=(), suite_args=(), checkout=None):
   logdir = tempfile.mkdtemp(prefix="impala_tf_e2e_")
   # NAME=VALUE words are the launcher's environment, the others its flags.
   env = dict(os.environ)
   env.update(a.split("=", 1) for a in launch_args if _is_env(a))
+  if checkout:
+    # That checkout's code: it comes first on the path of the launcher and
+    # of every process the launcher starts.
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [checkout, env.get("PYTHONPATH")]))
   proc = subprocess.Popen(
       [sys.executable, "-m", "impala_tf.launch", *suite_args,
        f"--torso={torso}", f"--num_actors={num_actors}",
@@ -256,7 +262,7 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
        "--total_frames=1000000000", "--log_interval_s=5",
        f"--logdir={logdir}", *(a for a in launch_args if not _is_env(a))],
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-      start_new_session=True, env=env)
+      start_new_session=True, env=env, cwd=checkout)
   lines = []
   reader = threading.Thread(
       target=lambda: lines.extend(l.rstrip() for l in proc.stdout),
@@ -313,7 +319,7 @@ def _child(args):
   """The learner's ceiling under the --onednn setting a learner gets and
   the --precision; prints JSON."""
   cpu.configure_onednn(args.onednn, "learner", args.torsos)
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   tf_startup.import_tensorflow()
   exp = _experiment(args, args.torsos, args.precision)
   value = learner_ceiling(exp, args.ceiling_s)
@@ -359,6 +365,10 @@ def main():
                       "(e.g. '--queue_capacity=64;' compares it with the "
                       "default); NAME=VALUE words set the launcher's "
                       "environment (e.g. 'MALLOC_ARENA_MAX=16').")
+  parser.add_argument("--checkouts", default="",
+                      help="comma-separated checkouts of this project (git "
+                      "worktrees, say) whose code the launcher runs, "
+                      "alternating: old against new")
   parser.add_argument("--repeats", type=int, default=1,
                       help="end-to-end runs per setting, alternating")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -372,12 +382,17 @@ def main():
     return
 
   variants = args.variants.split(";") if args.variants else [""]
-  settings = [(onednn, precision, variant.strip())
+  checkouts = args.checkouts.split(",") if args.checkouts else [None]
+  settings = [(onednn, precision, variant.strip(), checkout)
+              for checkout in checkouts
               for onednn in args.onednn.split(",")
               for precision in args.precision.split(",")
               for variant in variants]
-  names = {setting: " ".join(filter(None, (
+  flags_of = {setting: " ".join(filter(None, (
       f"--onednn={setting[0]} --precision={setting[1]}", setting[2])))
+              for setting in settings}
+  names = {setting: flags_of[setting] + (
+      f" [code of {setting[3]}]" if setting[3] else "")
            for setting in settings}
   exp = _experiment(args, args.torsos.split(",")[0])
   suite_args = [f"--suite={args.suite}"] + (
@@ -393,8 +408,9 @@ def main():
       for setting in settings:
         runs[setting].append(end_to_end(
             torso, args.num_actors, args.envs_per_actor, args.seconds,
-            args.warmup_s, args.launch_args.split() + names[setting].split(),
-            suite_args))
+            args.warmup_s,
+            args.launch_args.split() + flags_of[setting].split(),
+            suite_args, checkout=setting[3]))
     for setting in settings:
       fps = statistics.median(r[0] for r in runs[setting])
       fill = statistics.median(r[1] for r in runs[setting])

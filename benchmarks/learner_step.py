@@ -5,7 +5,7 @@ instruction, T=100, LSTM) and each torso (shallow, deep), prints frames per
 second (4 frames per agent step) of
 
 * the full update: network unroll, V-trace, losses, gradient clipping and
-  RMSProp (`impala_tf.learner.Learner.update`), and
+  RMSProp (`impala_tf.agent.learner.Learner.update`), and
 * the bare network: the same unroll's forward and backward pass only,
 
 measured alternately in rounds so that machine noise hits both alike, with
@@ -43,15 +43,15 @@ def peak_mib():
 def _child(args):
   """One round of every shape and torso under this process's setting;
   prints {"shape/torso": [update f/s, bare f/s]} as JSON."""
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   cpu.configure_onednn(args.onednn, "learner")
   tf = tf_startup.import_tensorflow(without_keras=True)  # As the learner.
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf import networks  # pylint: disable=g-import-not-at-top
-  from impala_tf import presets  # pylint: disable=g-import-not-at-top
-  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import networks  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import trajectory  # pylint: disable=g-import-not-at-top
   from impala_tf.testing import trajectories  # pylint: disable=g-import-not-at-top
 
   shapes = {
@@ -144,7 +144,7 @@ def main():
     _child(args)
     return
 
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   settings = [(onednn, precision, parts)
               for onednn in args.onednn.split(",")
               for precision in args.precision.split(",")

@@ -42,19 +42,19 @@ def _usage():
 
 def _child(args):
   stages = [("Python", _usage())]
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   tf = tf_startup.import_tensorflow(without_keras=args.keras == "without")
   tf.constant(1.0) + 1.0  # pylint: disable=expression-not-assigned
   stages.append((f"TF imported ({args.keras} Keras 3)", _usage()))
-  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
-  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import experiment  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
   config = presets.ATARI.replace(torso=args.torso, precision=args.precision,
                                  learner_microbatch_size=args.microbatch_size)
   exp = experiment.build("atari57", ["pong"], config=config,
                          envs_per_actor=args.envs_per_actor)
   if args.role == "actor":
-    from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
-    from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
+    from impala_tf.acting import actor as actor_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.acting import actor_loop  # pylint: disable=g-import-not-at-top
     env = exp.make_env(0, seed=0)
     stages.append((f"{args.envs_per_actor} Pong environments", _usage()))
     network = actor_loop.build_actor_network(exp)
@@ -68,8 +68,8 @@ def _child(args):
     stages.append(("20 more unrolls", _usage()))
     env.close()
   else:
-    from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
-    from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+    from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+    from impala_tf.agent import trajectory  # pylint: disable=g-import-not-at-top
     from impala_tf.testing import trajectories  # pylint: disable=g-import-not-at-top
     learner = learner_lib.Learner(config, exp.make_network,
                                   exp.observation_spec)
@@ -105,7 +105,7 @@ def main():
     args.microbatch_size = int(args.microbatch_size)
     _child(args)
     return
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   print(f"CPU: {cpu.read_cpu_info().describe()}; MiB; each role and "
         "setting in a fresh process")
   for role in args.roles.split(","):

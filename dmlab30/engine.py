@@ -17,7 +17,7 @@ import threading
 import types
 from typing import Optional
 
-from impala_tf import faults
+from impala_tf.runtime import faults
 from impala_tf import suites
 
 ENGINE_MODULE = "deepmind_lab"
@@ -76,7 +76,7 @@ def check_engine() -> types.ModuleType:
 RENDERER_LIBRARIES = {"software": "libdmlab_headless_sw.so",
                       "hardware": "libdmlab_headless_hw.so"}
 
-# `impala_tf.faults` point that leaves the libraries as the engine loads
+# `impala_tf.runtime.faults` point that leaves the libraries as the engine loads
 # them, so tests can show the crash and how a run reports it.
 UNBOUND_FAULT = "dmlab_engine_unbound"
 

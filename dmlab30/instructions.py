@@ -18,7 +18,7 @@ import logging
 
 import numpy as np
 
-#: Number of hash buckets. Equal to `impala_tf.networks.INSTRUCTION_BUCKETS`,
+#: Number of hash buckets. Equal to `impala_tf.agent.networks.INSTRUCTION_BUCKETS`,
 #: defined here too so environments need not import TensorFlow.
 INSTRUCTION_BUCKETS = 1000
 

@@ -21,7 +21,7 @@ from dmlab30 import env as env_lib
 from dmlab30 import instructions
 from dmlab30 import levels as levels_lib
 from dmlab30 import scores
-from impala_tf import envs
+from impala_tf.acting import envs
 from impala_tf import suites
 
 

@@ -209,7 +209,7 @@ def _cell(values: list[float]) -> str:
 
 def write_tables(table: dict, levels: Sequence[str], output: str) -> str:
   """DIR/table.md and DIR/table.csv; returns the markdown."""
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   rows = sorted(table, key=lambda r: (r[0], -1 if r[1] is None else r[1],
                                       r[2]))
   lines = ["| | " + " | ".join(levels) + " |",
@@ -247,7 +247,7 @@ def write_curves(points: Sequence[GridPoint], levels: Sequence[str],
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from impala_tf import curves as curves_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import curves as curves_lib  # pylint: disable=g-import-not-at-top
   settings = sorted({p.row[:2] for p in points},
                     key=lambda r: (r[0], -1 if r[1] is None else r[1]))
   variants = list(dict.fromkeys(p.variant for p in points))
@@ -377,7 +377,7 @@ def main(argv):
                          f"{FLAGS.policy_lags}.") from None
   if any(lag is not None and lag < 0 for lag in lags):
     raise app.UsageError("--policy_lags must be >= 0.")
-  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
   bad = [v for v in FLAGS.variants if v not in presets.CORRECTIONS]
   if bad:
     raise app.UsageError(f"--variants {bad} unknown; expected "
@@ -401,8 +401,8 @@ def main(argv):
     print(e if FLAGS.output else f"{e} (with --output={output})", flush=True)
     return 1
   # The runner's own TF work (summaries): its CPU kernels decided first.
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   cpu.configure_onednn("auto", "learner")
   tf_startup.set_log_level()
   tf_startup.import_tensorflow()

@@ -9,7 +9,7 @@ ends): SIGKILLs and SIGSTOPs (then SIGCONTs) of
 random actors, a SIGKILL of the learner followed by the same launch command
 (which resumes from the newest checkpoint), a stretch of failing checkpoint
 writes, and one non-finite loss. Faults reach the learner through the fault
-file of `impala_tf.faults`.
+file of `impala_tf.runtime.faults`.
 
 At the end it checks that the run reached its frame budget through its
 checkpoints, that its final mean return is the learned one (>= 0.9; random
@@ -250,9 +250,9 @@ class ChaosRun:
     return self.report(code)
 
   def report(self, code: int) -> bool:
-    from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-    from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
-    from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+    from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
+    from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
+    from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
     # Reading checkpoints: TF quiet, its CPU kernels decided first, as in
     # every entry point.

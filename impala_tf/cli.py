@@ -16,8 +16,8 @@ from typing import Callable, Optional, Sequence
 from absl import app
 from absl import flags
 
-from impala_tf import errors
-from impala_tf import plan as plan_lib
+from impala_tf.config import errors
+from impala_tf.config import plan as plan_lib
 from impala_tf import suites
 
 

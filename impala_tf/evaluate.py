@@ -15,7 +15,7 @@ the policy (in the directory that holds it) or in `--output`.
 The suite and levels default to the policy's metadata; other levels of the
 same suite may be given (with the same number of actions). The policy is a
 SavedModel of `impala_tf.export`, driven through its signatures only
-(`impala_tf/evaluation.py`).
+(`impala_tf/records/evaluation.py`).
 """
 
 import json
@@ -46,26 +46,26 @@ def _define_flags():
                       "default the directory that holds the policy.")
   flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
                     "oneDNN CPU kernels; auto as for an actor of the "
-                    "policy's network (impala_tf/cpu.py).")
+                    "policy's network (impala_tf/runtime/cpu.py).")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments {argv[1:]}.")
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   tf_startup.set_log_level()
   if bool(FLAGS.policy) == bool(FLAGS.logdir):
     raise app.UsageError("Give exactly one of --policy=DIR or --logdir=RUN.")
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   path = FLAGS.policy or os.path.join(FLAGS.logdir, run_dir.SAVED_MODEL_DIR)
   if not os.path.isdir(path) and "://" not in path:
     raise app.UsageError(f"No exported policy at {path} (make one with "
                          "python -m impala_tf.export --logdir=RUN).")
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   torso = run_dir.read_json(os.path.join(path, run_dir.POLICY_METADATA_FILE))
   torso = json.loads(torso["config"])["config"]["torso"] if torso else "deep"
   cpu.configure_onednn(FLAGS.onednn, "actor", torso)
-  from impala_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import evaluation  # pylint: disable=g-import-not-at-top
   policy = evaluation.Policy(path)
   try:
     report = evaluation.evaluate(

@@ -5,7 +5,7 @@ r"""Exports a trained policy as a SavedModel: `python -m impala_tf.export`.
 reads the run's config and its newest readable checkpoint and writes the
 policy to DIR (default RUN/saved_model). Every run also exports itself when
 it ends. The SavedModel, its signatures and their inputs are described in
-`impala_tf/saved_policy.py`; it needs nothing of this project to load and
+`impala_tf/records/saved_policy.py`; it needs nothing of this project to load and
 run.
 """
 
@@ -28,11 +28,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments {argv[1:]}.")
   if not FLAGS.logdir:
     raise app.UsageError("--logdir=RUN is required.")
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   # TF's CPU kernels are decided before TF is imported, as for a learner
   # (an export computes nothing that the choice slows).
   cpu.configure_onednn("auto", "learner")
-  from impala_tf import saved_policy  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import saved_policy  # pylint: disable=g-import-not-at-top
   saved_policy.export_run(FLAGS.logdir, FLAGS.output)
 
 

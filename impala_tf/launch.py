@@ -19,11 +19,11 @@ Cluster mode runs one role: `--job=learner --port=P` or `--job=actor --task=i
 --learner_address=HOST:P`, or the role and addresses from `TF_CONFIG`
 ({"cluster": {"learner": ["host:port"]}, "task": {"type": "actor", "index": 3}}).
 
-Every hyperparameter of the preset (impala_tf/presets.py) is also a flag of
+Every hyperparameter of the preset (impala_tf/config/presets.py) is also a flag of
 the same name; unset flags keep the preset's value.
 
 This module is the flags and `main`: the flags are resolved into a run
-plan (`impala_tf.plan`), which a role runs (`impala_tf.roles`).
+plan (`impala_tf.config.plan`), which a role runs (`impala_tf.roles`).
 """
 
 import sys
@@ -32,8 +32,8 @@ from absl import flags
 from absl import logging
 
 from impala_tf import launch_flags
-from impala_tf import plan as plan_lib
-from impala_tf import tf_startup
+from impala_tf.config import plan as plan_lib
+from impala_tf.runtime import tf_startup
 
 FLAGS = flags.FLAGS
 

@@ -14,10 +14,10 @@ import types
 
 from absl import flags
 
-from impala_tf import plan as plan_lib
+from impala_tf.config import plan as plan_lib
 
 # One flag per hyperparameter of presets.Config; None keeps the preset value.
-_CONFIG_FLAG_HELP = "Preset override (see impala_tf/presets.py)."
+_CONFIG_FLAG_HELP = "Preset override (see impala_tf/config/presets.py)."
 
 
 def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
@@ -76,7 +76,7 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
   define.enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
               "oneDNN CPU kernels, decided per process before TF starts "
               "(TF leaves them off on CPUs without AVX-512 VNNI/BF16 or "
-              "AMX): auto = the rule of impala_tf/cpu.py, measured per "
+              "AMX): auto = the rule of impala_tf/runtime/cpu.py, measured per "
               "role (today on everywhere). A TF_ENABLE_ONEDNN_OPTS you "
               "set wins.")
   define.integer("tf_log_level", None, "TensorFlow's C++ log level in "
@@ -147,7 +147,7 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
 
 
 def _define_config_flags(define):
-  from impala_tf import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
   for field in dataclasses.fields(presets.Config):
     kind = field.type
     text = presets.FIELD_HELP.get(field.name, "") + " " + _CONFIG_FLAG_HELP

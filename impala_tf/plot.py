@@ -7,7 +7,7 @@ One curve per run, read from the TensorBoard summaries its learner wrote
 with every progress line: the mean return of the last 100 episodes for a
 run on a single level (`return/<level>`), the mean human-normalised score
 in percent for a run on several levels of a suite with reference scores
-(`score/mean`), against environment frames (`impala_tf/curves.py`). With
+(`score/mean`), against environment frames (`impala_tf/records/curves.py`). With
 `--pbt DIR`, a population
 (impala_tf/pbt): every member, the best member traced back through the
 members it copied, and each member's learning rate (pbt/lineage.py).
@@ -40,12 +40,12 @@ def main(argv):
     raise app.UsageError("Give one or more run directories, or --pbt DIR.")
   # TF reads the event files: quiet, its CPU kernels decided first, as in
   # every entry point.
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   cpu.configure_onednn("auto", "learner")
   tf_startup.set_log_level()
   tf_startup.import_tensorflow()
-  from impala_tf import curves  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import curves  # pylint: disable=g-import-not-at-top
   if FLAGS.pbt:
     from impala_tf.pbt import lineage  # pylint: disable=g-import-not-at-top
     try:

@@ -21,7 +21,7 @@ import os
 import threading
 from typing import Callable, Optional, Sequence
 
-from impala_tf import run_dir
+from impala_tf.records import run_dir
 from impala_tf.learner_loop import actor_count
 from impala_tf.learner_loop import actors
 from impala_tf.learner_loop import base

@@ -5,7 +5,7 @@ writes it to `actors.json` in the run directory)."""
 import json
 import os
 
-from impala_tf import run_dir
+from impala_tf.records import run_dir
 from impala_tf.learner_loop import base
 
 

@@ -16,8 +16,8 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from impala_tf import errors
-from impala_tf import faults
+from impala_tf.config import errors
+from impala_tf.runtime import faults
 from impala_tf.learner_loop import base
 
 

@@ -11,7 +11,7 @@ terms went non-finite first, the newest checkpoint kept, and what to try.
 
 import math
 
-from impala_tf import errors
+from impala_tf.config import errors
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import checkpointing
 

@@ -1,7 +1,7 @@
 """Policy export: the part of the learner's loop that writes the SavedModel
-(`impala_tf.saved_policy`) when the run ends, unless it ended with an error."""
+(`impala_tf.records.saved_policy`) when the run ends, unless it ended with an error."""
 
-from impala_tf import saved_policy
+from impala_tf.records import saved_policy
 from impala_tf.learner_loop import base
 
 

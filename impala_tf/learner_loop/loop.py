@@ -15,10 +15,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import errors
-from impala_tf import faults
-from impala_tf import replay as replay_lib
-from impala_tf import trajectory
+from impala_tf.config import errors
+from impala_tf.runtime import faults
+from impala_tf.agent import replay as replay_lib
+from impala_tf.agent import trajectory
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import episodes
 from impala_tf.runtime import queue as queue_runtime

@@ -5,7 +5,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from impala_tf import errors
+from impala_tf.config import errors
 from impala_tf.learner_loop import base
 from impala_tf.runtime import weights as weights_runtime
 

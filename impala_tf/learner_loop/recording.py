@@ -3,8 +3,8 @@ the start and result.json at the end (`run_dir.py` has the layout)."""
 
 import os
 
-from impala_tf import errors
-from impala_tf import run_dir
+from impala_tf.config import errors
+from impala_tf.records import run_dir
 from impala_tf.learner_loop import base
 
 

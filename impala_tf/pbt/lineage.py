@@ -16,7 +16,7 @@ import os
 import re
 from typing import Optional
 
-from impala_tf import curves as curves_lib
+from impala_tf.records import curves as curves_lib
 from impala_tf.pbt import store
 
 _MEMBER_DIR = re.compile(r"member-(\d+)$")

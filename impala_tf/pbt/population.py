@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 from absl import app
 from absl import flags
 
-from impala_tf import run_dir
+from impala_tf.records import run_dir
 from impala_tf.pbt import store
 from impala_tf.runtime import runs
 
@@ -169,8 +169,8 @@ def main(argv):
                               environ={})
   # Quiet TF, its CPU kernels decided, before anything here imports it
   # (the files are read through tf.io.gfile).
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
-  from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
   cpu.configure_onednn("auto", "learner")
   tf_startup.set_log_level()
   tf_startup.import_tensorflow()

@@ -19,7 +19,7 @@ import re
 import time
 from typing import Optional
 
-from impala_tf import run_dir
+from impala_tf.records import run_dir
 
 POPULATION_FILE = "population.json"
 MEMBERS_DIR = os.path.join("pbt", "members")

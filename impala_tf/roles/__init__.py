@@ -1,7 +1,7 @@
 """The roles a process of a run plays, each in its own module.
 
 `run(plan, argv)` prepares the run directory (checked, the earlier run's
-network compared, locked) and hands the plan (`impala_tf.plan.RunPlan`) to
+network compared, locked) and hands the plan (`impala_tf.config.plan.RunPlan`) to
 its role:
 
 * `local`: the learner and actors as processes on this machine, supervised;
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from impala_tf import plan as plan_lib
+from impala_tf.config import plan as plan_lib
 
 
 def run(plan: plan_lib.RunPlan, argv: Sequence[str]) -> int:
@@ -50,7 +50,7 @@ def _prepare_run_directory(plan: plan_lib.RunPlan):
   Everything is checked before anything starts."""
   if not plan.logdir:
     return None
-  from impala_tf import run_lock  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_lock  # pylint: disable=g-import-not-at-top
   from impala_tf.roles import common  # pylint: disable=g-import-not-at-top
   plan_lib.check_run_directory(plan.logdir)
   plan_lib.check_resume(plan)

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
-from impala_tf import plan as plan_lib
-from impala_tf import tf_startup
+from impala_tf.config import plan as plan_lib
+from impala_tf.runtime import tf_startup
 from impala_tf.roles import common
 
 # In an actor that lost its learner and re-executed itself to wait for it
@@ -26,7 +26,7 @@ def run(plan: plan_lib.RunPlan) -> None:
   """Connects to the learner and acts until its queue closes."""
   cpu_line = common.configure_cpu(plan, "actor")
   tf = tf_startup.import_tensorflow()
-  from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   # Before TF's context exists (the connection creates it).
   tf.config.threading.set_intra_op_parallelism_threads(plan.actor_threads)
@@ -53,7 +53,7 @@ def _connect(plan: plan_lib.RunPlan, lost_at):
   """(network, channels) attached to the learner's queue and weights; a
   learner lost meanwhile is waited for (`wait_for_learner`)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import queue as queue_runtime  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top

@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 import threading
 
-from impala_tf import plan as plan_lib
-from impala_tf import tf_startup
+from impala_tf.config import plan as plan_lib
+from impala_tf.runtime import tf_startup
 
 
 def log(message: str):
@@ -24,7 +24,7 @@ def stop_on_signals(stop: threading.Event):
 def configure_cpu(plan: plan_lib.RunPlan, role: str) -> str:
   """Decides oneDNN for this process before TF starts; returns the words
   for the start-up line (what runs where, and why)."""
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   torso = plan.experiment.config.torso
   info = cpu.read_cpu_info()
   choice = cpu.configure_onednn(plan.onednn, role, torso, info)
@@ -63,7 +63,7 @@ def extra_parts(plan: plan_lib.RunPlan) -> list:
 def mark_failed(logdir: str, message: str):
   """Records in result.json that the run failed, and why."""
   import os  # pylint: disable=g-import-not-at-top
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   path = os.path.join(logdir, run_dir.RESULT_FILE)
   record = run_dir.read_json(path) or {}
   record.update(status="failed", error=message)

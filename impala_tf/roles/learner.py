@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from impala_tf import plan as plan_lib
+from impala_tf.config import plan as plan_lib
 from impala_tf.roles import common
 from impala_tf.roles import wiring
 
@@ -15,7 +15,7 @@ def run(plan: plan_lib.RunPlan) -> None:
   spent or SIGTERM/SIGINT stops it."""
   exp = plan.experiment
   cpu_line = common.configure_cpu(plan, "learner")
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   common.log(f"Learner on {cpu_line}.")

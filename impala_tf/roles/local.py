@@ -16,8 +16,8 @@ import os
 import sys
 from typing import Sequence
 
-from impala_tf import errors
-from impala_tf import plan as plan_lib
+from impala_tf.config import errors
+from impala_tf.config import plan as plan_lib
 from impala_tf.roles import common
 
 # glibc's malloc gives threads that allocate at once their own arenas (up
@@ -62,7 +62,7 @@ def run(plan: plan_lib.RunPlan, argv: Sequence[str]) -> int:
 def _supervise(plan: plan_lib.RunPlan, this: list[str]) -> int:
   """Starts the learner and actors (`this` with their roles), supervises
   them until the learner ends; returns the exit code."""
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import isolation  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import processes  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
@@ -102,7 +102,7 @@ def _start_template(plan: plan_lib.RunPlan):
   (`--fork_children`, `runtime.template`), or None to start each afresh."""
   if not plan.fork_children:
     return None
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import template as template_lib  # pylint: disable=g-import-not-at-top
   # TF reads its oneDNN setting once, when it loads: forked children share
   # the template's, so the roles must agree on it.
@@ -116,7 +116,8 @@ def _start_template(plan: plan_lib.RunPlan):
                "import).")
     return None
   try:
-    return template_lib.Template(["impala_tf.preload"], label=plan.logdir)
+    return template_lib.Template(["impala_tf.runtime.preload"],
+                                 label=plan.logdir)
   except template_lib.TemplateError as e:
     common.log(f"Could not start the process the learner and actors are "
                f"forked from ({e}); each starts afresh.")

@@ -8,8 +8,8 @@ import itertools
 import threading
 from typing import Callable, Optional, Sequence
 
-from impala_tf import experiment as experiment_lib
-from impala_tf import plan as plan_lib
+from impala_tf.config import experiment as experiment_lib
+from impala_tf.config import plan as plan_lib
 from impala_tf.roles import common
 from impala_tf.roles import wiring
 
@@ -53,7 +53,7 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
   `extra_parts` and `max_nonfinite_updates`; `actor_start_below` as the
   launcher's flag (default: one batch less one actor's unroll). Returns
   the loop's `learner_loop.TrainingResult`."""
-  from impala_tf import actor_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
   if num_actors < 1:

@@ -3,7 +3,7 @@ threads mode."""
 
 from __future__ import annotations
 
-from impala_tf import experiment as experiment_lib
+from impala_tf.config import experiment as experiment_lib
 
 
 def wire_learner(exp: experiment_lib.Experiment, queue_capacity: int,
@@ -22,7 +22,7 @@ def wire_learner(exp: experiment_lib.Experiment, queue_capacity: int,
       runs may share one TF context).
     strategy: a `tf.distribute` strategy (default the learner's).
   """
-  from impala_tf import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import channels as channels_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import weights as weights_runtime  # pylint: disable=g-import-not-at-top
   learner = learner_lib.Learner(exp.config, exp.make_network,

@@ -32,7 +32,7 @@ def output_log(logdir: str) -> str:
 
 def result(logdir: str) -> Optional[dict]:
   """The run's result.json (None before it wrote one)."""
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   return run_dir.read_json(os.path.join(logdir, run_dir.RESULT_FILE))
 
 

@@ -19,7 +19,7 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
-from impala_tf import envs
+from impala_tf.acting import envs
 from impala_tf import suites
 
 ROWS, COLUMNS = 10, 5

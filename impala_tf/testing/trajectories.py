@@ -5,7 +5,7 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import networks
+from impala_tf.agent import networks
 
 
 def random_batch(specs: Mapping[str, tf.TensorSpec], num_actions: int,

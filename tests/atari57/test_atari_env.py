@@ -6,7 +6,7 @@ import pytest
 
 import atari57
 from atari57 import env as env_lib
-from impala_tf import envs
+from impala_tf.acting import envs
 
 ASTERIX_LIVES = 3  # Asterix starts with 3 lives; random play earns 50 a hit.
 

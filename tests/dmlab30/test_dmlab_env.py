@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dmlab30
-from impala_tf import envs
+from impala_tf.acting import envs
 
 SHORT = {"fakeEpisodeFrames": 10}   # episodes of 10 engine frames
 

@@ -60,5 +60,5 @@ def test_ids_are_stable_across_processes():
 
 
 def test_bucket_count_matches_the_network():
-  networks = pytest.importorskip("impala_tf.networks")
+  networks = pytest.importorskip("impala_tf.agent.networks")
   assert instructions.INSTRUCTION_BUCKETS == networks.INSTRUCTION_BUCKETS

@@ -2,11 +2,11 @@
 suite's protocol, against the fake engine."""
 
 
-from impala_tf import evaluation
-from impala_tf import experiment
-from impala_tf import saved_policy
-from impala_tf import networks
-from impala_tf import presets
+from impala_tf.records import evaluation
+from impala_tf.config import experiment
+from impala_tf.records import saved_policy
+from impala_tf.agent import networks
+from impala_tf.config import presets
 
 
 def test_evaluation_plays_the_test_levels_with_the_fixed_mixer_seed(

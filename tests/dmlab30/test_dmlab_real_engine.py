@@ -172,7 +172,7 @@ def test_the_engine_steps_beside_tensorflow_and_renders_the_same(
 
 
 _TENSORFLOW_FIRST = """
-from impala_tf import tf_startup
+from impala_tf.runtime import tf_startup
 tf_startup.import_tensorflow(without_keras=True)
 import dmlab30
 env = dmlab30.make("rooms_collect_good_objects", seed=1)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from impala_tf import experiment
+from impala_tf.config import experiment
 from impala_tf.roles import threads
-from impala_tf import presets
+from impala_tf.config import presets
 
 CATCH_RUN_FRAMES = 96_000
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from impala_tf import ablate
-from impala_tf import experiment
+from impala_tf.config import experiment
 
 
 def test_the_grid_skips_replay_with_a_controlled_lag():

@@ -5,10 +5,10 @@ import pytest
 import sonnet as snt
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import envs
-from impala_tf import networks
-from impala_tf import trajectory
+from impala_tf.acting import actor as actor_lib
+from impala_tf.acting import envs
+from impala_tf.agent import networks
+from impala_tf.agent import trajectory
 from impala_tf.suites import catch
 
 T = 7

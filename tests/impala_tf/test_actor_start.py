@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from impala_tf import actor_loop
-from impala_tf import experiment
+from impala_tf.acting import actor_loop
+from impala_tf.config import experiment
 from impala_tf.roles import threads
 from impala_tf import learner_loop
-from impala_tf import presets
+from impala_tf.config import presets
 from impala_tf.runtime import channels as channels_lib
 from impala_tf.runtime import queue as queue_runtime
 from impala_tf.runtime import server as server_lib
@@ -118,7 +118,7 @@ def test_a_closed_queue_ends_the_wait_to_start():
       exp.trajectory_specs(), server_lib.LOCAL_CPU,
       shared_name="q_closed_start")
   network = actor_loop.build_actor_network(exp)
-  from impala_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.acting import actor as actor_lib  # pylint: disable=g-import-not-at-top
   actor = actor_lib.Actor(exp.make_env(0, seed=0), network, 5,
                           level_ids=exp.level_ids(0), seed=0)
   actor_queue.enqueue_many(actor.unroll(policy_version=0))

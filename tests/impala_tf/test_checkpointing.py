@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import experiment
+from impala_tf.config import experiment
 from impala_tf.roles import threads
-from impala_tf import learner as learner_lib
-from impala_tf import presets
-from impala_tf import run_dir
+from impala_tf.agent import learner as learner_lib
+from impala_tf.config import presets
+from impala_tf.records import run_dir
 from impala_tf.learner_loop import checkpointing
 
 
@@ -113,7 +113,9 @@ directory = sys.argv[1]
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", directory],
                check=True)
 import tensorflow as tf
-from impala_tf import experiment, learner as learner_lib, presets
+from impala_tf.config import experiment
+from impala_tf.config import presets
+from impala_tf.agent import learner as learner_lib
 from impala_tf.learner_loop import checkpointing
 
 class Loop:

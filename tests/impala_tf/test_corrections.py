@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import corrections
-from impala_tf import losses
-from impala_tf import presets
+from impala_tf.agent import corrections
+from impala_tf.agent import losses
+from impala_tf.config import presets
 
 # T = 2 steps of one unroll, 2 actions, action 0 taken both times.
 # μ is uniform; π(a_0|x_0) = 0.8 and π(a_1|x_1) = 0.25, so π/μ = 1.6, 0.5

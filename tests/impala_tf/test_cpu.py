@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from impala_tf import cpu
+from impala_tf.runtime import cpu
 
 _EPYC = """processor	: 0
 model name	: AMD EPYC
@@ -84,10 +84,14 @@ def test_flags_set_it_and_a_users_setting_wins(clean_env, monkeypatch):
 _ONE_UPDATE = r"""
 import sys
 import numpy as np
-from impala_tf import cpu, tf_startup
+from impala_tf.runtime import cpu
+from impala_tf.runtime import tf_startup
 cpu.configure_onednn(sys.argv[1], "learner")
 tf = tf_startup.import_tensorflow()
-from impala_tf import learner as learner_lib, networks, presets, trajectory
+from impala_tf.agent import learner as learner_lib
+from impala_tf.agent import networks
+from impala_tf.agent import trajectory
+from impala_tf.config import presets
 from impala_tf.testing import trajectories
 config = presets.ATARI.replace(batch_size=4, unroll_length=5,
                                learning_rate=1e-3)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import envs
-from impala_tf import errors
+from impala_tf.acting import actor as actor_lib
+from impala_tf.acting import envs
+from impala_tf.config import errors
 from impala_tf.learner_loop import base
 from impala_tf.learner_loop import divergence
 from impala_tf.suites import catch

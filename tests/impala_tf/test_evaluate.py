@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import evaluation
-from impala_tf import experiment
-from impala_tf import networks
-from impala_tf import presets
-from impala_tf import saved_policy
+from impala_tf.records import evaluation
+from impala_tf.config import experiment
+from impala_tf.agent import networks
+from impala_tf.config import presets
+from impala_tf.records import saved_policy
 from impala_tf import suites
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import experiment
-from impala_tf import saved_policy
-from impala_tf import networks
-from impala_tf import presets
+from impala_tf.config import experiment
+from impala_tf.records import saved_policy
+from impala_tf.agent import networks
+from impala_tf.config import presets
 
 # Runs in a fresh interpreter: imports of this project fail there, so the
 # SavedModel must stand on TensorFlow alone.

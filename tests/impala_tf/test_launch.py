@@ -179,8 +179,8 @@ def test_default_run_directory_holds_the_whole_run_and_a_clean_screen(
 
 
 def test_a_run_directory_with_another_torso_is_refused(tmp_path):
-  from impala_tf import experiment  # pylint: disable=g-import-not-at-top
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import experiment  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   logdir = tmp_path / "run"
   run_dir.save_config(str(logdir), experiment.build("catch"))
   saved = (logdir / "config.json").read_text()
@@ -260,7 +260,7 @@ def test_sigterm_then_the_same_command_resumes_where_it_stopped(tmp_path):
 ])
 def test_the_learners_first_line_names_the_cpu_and_onednn(tmp_path, flags,
                                                           user_env, expected):
-  from impala_tf import cpu  # pylint: disable=g-import-not-at-top
+  from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   env = {k: v for k, v in os.environ.items()
          if k not in (cpu.ONEDNN_ENV, "IMPALA_TF_ONEDNN_CHOSEN",
                       "TF_CPP_MIN_LOG_LEVEL")}

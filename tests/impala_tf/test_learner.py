@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import learner as learner_lib
-from impala_tf import networks
-from impala_tf import presets
-from impala_tf import trajectory
+from impala_tf.agent import learner as learner_lib
+from impala_tf.agent import networks
+from impala_tf.config import presets
+from impala_tf.agent import trajectory
 from impala_tf.testing import trajectories
 
 SMALL_SPEC = {"frame": ((36, 36, 3), np.uint8),

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import experiment
+from impala_tf.config import experiment
 from impala_tf.roles import threads
-from impala_tf import learner as learner_lib
+from impala_tf.agent import learner as learner_lib
 from impala_tf import learner_loop
-from impala_tf import presets
+from impala_tf.config import presets
 from impala_tf.learner_loop import episodes
 from impala_tf.learner_loop import loop as loop_lib
 from impala_tf.learner_loop import progress as progress_lib

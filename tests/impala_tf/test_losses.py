@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import losses
+from impala_tf.agent import losses
 
 # A 2-step, 2-action example (T=2, B=1): π = [0.25, 0.75] then [0.5, 0.5].
 LOGITS = np.array([[[0.0, math.log(3.0)]], [[0.0, 0.0]]], np.float32)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import networks
+from impala_tf.agent import networks
 
 ATARI_SPEC = {"frame": ((84, 84, 4), np.uint8)}
 DMLAB_SPEC = {"frame": ((72, 96, 3), np.uint8),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import optimizers
+from impala_tf.agent import optimizers
 
 
 def test_one_step_matches_hand_computed_tf1_update():

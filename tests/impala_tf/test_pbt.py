@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from impala_tf import curves
+from impala_tf.records import curves
 from impala_tf.pbt import population
 from impala_tf.pbt import store
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import experiment
-from impala_tf import learner as learner_lib
-from impala_tf import presets
+from impala_tf.config import experiment
+from impala_tf.agent import learner as learner_lib
+from impala_tf.config import presets
 from impala_tf.learner_loop import checkpointing
 from impala_tf.pbt import member as member_lib
 from impala_tf.pbt import rules
@@ -68,7 +68,7 @@ def _random_batch(exp, seed=0):
       batch[name] = tf.constant(rng.normal(size=shape), s.dtype)
     else:
       batch[name] = tf.zeros(shape, s.dtype)
-  from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import trajectory  # pylint: disable=g-import-not-at-top
   return trajectory.restore_frames(batch)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from atari57 import scores
-from impala_tf import presets
+from impala_tf.config import presets
 from impala_tf import suites
 from impala_tf.pbt import lineage
 from impala_tf.pbt import rules

@@ -9,7 +9,7 @@ from absl import flags
 import pytest
 
 from impala_tf import launch_flags
-from impala_tf import plan as plan_lib
+from impala_tf.config import plan as plan_lib
 
 
 def _plan(*args, environ=None, cpu_count=2, now=0.0):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from impala_tf import curves
+from impala_tf.records import curves
 
 
 @pytest.mark.slow

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import actor_loop
-from impala_tf import experiment
-from impala_tf import faults
+from impala_tf.acting import actor as actor_lib
+from impala_tf.acting import actor_loop
+from impala_tf.config import experiment
+from impala_tf.runtime import faults
 from impala_tf.roles import threads
 from impala_tf import learner_loop
-from impala_tf import presets
+from impala_tf.config import presets
 
 
 class _Lags(learner_loop.LoopPart):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from impala_tf import experiment
-from impala_tf import presets
+from impala_tf.config import experiment
+from impala_tf.config import presets
 from impala_tf.pbt import rules
 
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import experiment
+from impala_tf.config import experiment
 from impala_tf.roles import threads
 from impala_tf import learner_loop
-from impala_tf import presets
-from impala_tf import replay
+from impala_tf.config import presets
+from impala_tf.agent import replay
 
 
 def _specs():

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from impala_tf import experiment
-from impala_tf import presets
-from impala_tf import run_dir
+from impala_tf.config import experiment
+from impala_tf.config import presets
+from impala_tf.records import run_dir
 
 
 def test_config_json_records_the_experiment(tmp_path):

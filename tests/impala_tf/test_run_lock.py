@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from impala_tf import run_lock
+from impala_tf.records import run_lock
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def test_a_second_taker_is_refused_with_the_holders_name(tmp_path):
   # Another process (no token of ours) is refused.
   result = subprocess.run(
       [sys.executable, "-c",
-       "import sys; from impala_tf import run_lock\n"
+       "import sys; from impala_tf.records import run_lock\n"
        "try:\n"
        f"  run_lock.RunLock({str(tmp_path)!r}).acquire()\n"
        "except run_lock.RunDirectoryBusyError as e:\n"

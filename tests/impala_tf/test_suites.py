@@ -6,9 +6,9 @@ from dm_env import specs
 import numpy as np
 import pytest
 
-from impala_tf import envs
-from impala_tf import experiment
-from impala_tf import presets
+from impala_tf.acting import envs
+from impala_tf.config import experiment
+from impala_tf.config import presets
 from impala_tf import suites
 
 

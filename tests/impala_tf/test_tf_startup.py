@@ -6,11 +6,14 @@ import sys
 
 _WITHOUT_KERAS = r"""
 import sys
-from impala_tf import tf_startup
+from impala_tf.runtime import tf_startup
 tf = tf_startup.import_tensorflow(without_keras=True)
 assert "keras" not in sys.modules, "Keras 3 was loaded"
-from impala_tf import experiment, learner as learner_lib, presets, saved_policy
-from impala_tf import trajectory
+from impala_tf.config import experiment
+from impala_tf.config import presets
+from impala_tf.agent import learner as learner_lib
+from impala_tf.records import saved_policy
+from impala_tf.agent import trajectory
 from impala_tf.testing import trajectories
 exp = experiment.build("catch", config=presets.CATCH.replace(
     batch_size=4, unroll_length=5), envs_per_actor=2)

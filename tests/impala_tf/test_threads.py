@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from impala_tf import experiment
+from impala_tf.config import experiment
 from impala_tf.roles import threads
-from impala_tf import presets
+from impala_tf.config import presets
 
 
 def test_queue_smaller_than_a_batch_is_refused():

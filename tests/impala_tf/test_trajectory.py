@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf import trajectory
+from impala_tf.agent import trajectory
 
 
 def _one_pixel_batch(newest, history, restart):

@@ -109,7 +109,7 @@ def test_the_heartbeat_reads_the_same_whichever_part_spoke_first(tmp_path):
   # before the actor count does; the waiting line keeps one order.
   from impala_tf.learner_loop import actors  # pylint: disable=g-import-not-at-top
   from impala_tf.learner_loop import progress  # pylint: disable=g-import-not-at-top
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   (tmp_path / run_dir.ACTORS_STATUS_FILE).write_text(
       '{"restarts": 1, "restarting": ["actor_1"], '
       '"last_error": "InjectedFault: fault injected at \'actor\'"}')

@@ -217,10 +217,10 @@ def _parent(pid: int) -> int:
 
 
 def test_the_runs_template_imports_builds_no_tf_runtime():
-  """What a local run's template imports (`impala_tf.preload`) must not
+  """What a local run's template imports (`impala_tf.runtime.preload`) must not
   start TF's runtime: its thread pools would not survive the fork."""
   probe = textwrap.dedent("""
-      import impala_tf.preload
+      import impala_tf.runtime.preload
       from tensorflow.python.eager import context
       print(context.context()._initialized)
   """)

@@ -16,10 +16,10 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import envs
-from impala_tf import experiment
-from impala_tf import networks
-from impala_tf import trajectory
+from impala_tf.acting import envs
+from impala_tf.config import experiment
+from impala_tf.agent import networks
+from impala_tf.agent import trajectory
 
 
 class Actor:

@@ -11,9 +11,9 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-from impala_tf import actor as actor_lib
-from impala_tf import faults
-from impala_tf import networks
+from impala_tf.acting import actor as actor_lib
+from impala_tf.runtime import faults
+from impala_tf.agent import networks
 from impala_tf.runtime import queue as queue_runtime
 from impala_tf.runtime import server as server_lib
 from impala_tf.runtime import weights as weights_runtime

@@ -21,8 +21,8 @@ import time
 import typing
 from typing import Any, Mapping, Optional
 
-from impala_tf import experiment as experiment_lib
-from impala_tf import presets
+from impala_tf.config import experiment as experiment_lib
+from impala_tf.config import presets
 from impala_tf import suites
 
 # What a process of a run does: the learner and actors as processes on this
@@ -385,7 +385,7 @@ def check_run_directory(logdir: str) -> None:
 def check_resume(plan: RunPlan) -> list[str]:
   """The run directory's earlier run may be resumed by this plan: the same
   network and levels. Returns the lines saying what else changed."""
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   try:
     return run_dir.check_resume(plan.logdir, plan.experiment)
   except run_dir.ResumeMismatchError as e:

@@ -17,7 +17,7 @@ instead.
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from impala_tf import presets
+from impala_tf.config import presets
 
 REDUCTIONS = presets.LOSS_REDUCTIONS
 REWARD_CLIPPING_MODES = presets.REWARD_CLIPPING_MODES

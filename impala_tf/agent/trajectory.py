@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from impala_tf import networks
+from impala_tf.agent import networks
 
 # Per-trajectory fields that have no time dimension.
 CORE_STATE_FIELDS = ("core_state_c", "core_state_h")

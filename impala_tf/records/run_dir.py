@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any, Optional
 
-from impala_tf import presets
+from impala_tf.config import presets
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
@@ -187,7 +187,7 @@ def save_config(logdir: str, experiment) -> None:
 
 def load_experiment(logdir: str):
   """Rebuilds the `experiment.Experiment` a run directory was made with."""
-  from impala_tf import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   saved = read_json(os.path.join(logdir, CONFIG_FILE))
   if saved is None:
     raise FileNotFoundError(f"{logdir} is not a run directory: it has no "

@@ -12,8 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from impala_tf import envs
-from impala_tf import presets
+from impala_tf.acting import envs
+from impala_tf.config import presets
 from impala_tf import suites
 
 
@@ -63,7 +63,7 @@ class Experiment:
   def make_network(self):
     """The agent network (`networks.ImpalaNetwork`) for this experiment."""
     # Imported here: building and checking an Experiment needs no TF.
-    from impala_tf import networks  # pylint: disable=g-import-not-at-top
+    from impala_tf.agent import networks  # pylint: disable=g-import-not-at-top
     return networks.ImpalaNetwork(
         self.num_actions, self.config.torso, self.config.use_lstm,
         self.config.use_instruction, precision=self.config.precision)
@@ -71,7 +71,7 @@ class Experiment:
   def trajectory_specs(self):
     """Field name → `tf.TensorSpec` of one trajectory as actors send it
     (`trajectory.restore_frames` turns a batch into the learner's input)."""
-    from impala_tf import trajectory  # pylint: disable=g-import-not-at-top
+    from impala_tf.agent import trajectory  # pylint: disable=g-import-not-at-top
     return trajectory.specs(self.config.unroll_length, self.num_actions,
                             self.observation_spec, self.config.use_lstm,
                             frame_stack=self.frame_stack)

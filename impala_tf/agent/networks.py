@@ -42,7 +42,7 @@ from typing import Any, Mapping, Optional
 import sonnet as snt
 import tensorflow as tf
 
-from impala_tf import presets
+from impala_tf.config import presets
 
 INSTRUCTION_BUCKETS = 1000
 INSTRUCTION_EMBEDDING_SIZE = 20

@@ -46,8 +46,8 @@ from typing import NamedTuple, Optional, Union
 
 import tensorflow as tf
 
-from impala_tf import presets
-from impala_tf import vtrace
+from impala_tf.config import presets
+from impala_tf.agent import vtrace
 
 CORRECTIONS = presets.CORRECTIONS
 PG_BOOTSTRAPS = presets.PG_BOOTSTRAPS

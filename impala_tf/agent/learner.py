@@ -33,12 +33,12 @@ from typing import Callable, Mapping, Optional, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-from impala_tf import corrections
-from impala_tf import losses
-from impala_tf import networks
-from impala_tf import optimizers
-from impala_tf import presets
-from impala_tf import trajectory
+from impala_tf.agent import corrections
+from impala_tf.agent import losses
+from impala_tf.agent import networks
+from impala_tf.agent import optimizers
+from impala_tf.config import presets
+from impala_tf.agent import trajectory
 
 
 def make_strategy(devices: Optional[Sequence[str]] = None

@@ -34,8 +34,8 @@ from typing import Optional
 
 import tensorflow as tf
 
-from impala_tf import networks
-from impala_tf import run_dir
+from impala_tf.agent import networks
+from impala_tf.records import run_dir
 from impala_tf.runtime import weights as weights_runtime
 
 FORMAT_VERSION = 1

@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from impala_tf import errors
+from impala_tf.config import errors
 
 
 class ReplayMemoryError(errors.RunError):

@@ -8,18 +8,18 @@ runtime (its thread pools, which would not survive a fork) starts in each
 child, after the child has set its own thread counts.
 """
 
-from impala_tf import tf_startup
+from impala_tf.runtime import tf_startup
 
 tf_startup.import_tensorflow(without_keras=True)
 
 # pylint: disable=g-import-not-at-top,unused-import,wrong-import-position
 import atari57
-from impala_tf import actor_loop
-from impala_tf import experiment
-from impala_tf import saved_policy
-from impala_tf import learner
+from impala_tf.acting import actor_loop
+from impala_tf.config import experiment
+from impala_tf.records import saved_policy
+from impala_tf.agent import learner
 from impala_tf import learner_loop
-from impala_tf import presets
+from impala_tf.config import presets
 from impala_tf.runtime import channels
 from impala_tf.runtime import queue
 from impala_tf.runtime import server

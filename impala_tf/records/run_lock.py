@@ -29,7 +29,7 @@ import socket
 import time
 from typing import Optional
 
-from impala_tf import errors
+from impala_tf.config import errors
 
 LOCK_FILE = "LOCK"
 TOKEN_ENV = "IMPALA_TF_RUN_LOCK"

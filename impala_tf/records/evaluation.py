@@ -1,6 +1,6 @@
 """A suite's evaluation protocol played by an exported policy.
 
-`Policy` drives a SavedModel of `impala_tf.saved_policy` through its
+`Policy` drives a SavedModel of `impala_tf.records.saved_policy` through its
 signatures only; `evaluate` plays the suite's evaluation episodes on each
 level (Atari: whole games after 1 to 30 no-op steps, capped at 108,000
 frames; DMLab-30: the `_test` levels with the fixed evaluation mixer seed;
@@ -45,7 +45,7 @@ class Policy:
   """An exported policy, stepped through its `action` signature."""
 
   def __init__(self, path: str):
-    from impala_tf import tf_startup  # pylint: disable=g-import-not-at-top
+    from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
     tf = tf_startup.import_tensorflow()
     self._tf = tf
     self.path = path
@@ -228,7 +228,7 @@ def to_csv(report: dict) -> str:
 
 
 def write_report(report: dict, output_dir: str) -> tuple[str, str]:
-  from impala_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   json_path = os.path.join(output_dir, "eval.json")
   csv_path = os.path.join(output_dir, "eval.csv")
   run_dir.make_dirs(output_dir)  # --output may name a new directory.
