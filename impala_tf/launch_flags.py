@@ -28,6 +28,16 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
       kind: functools.partial(getattr(flags, f"DEFINE_{kind}"),
                               flag_values=flag_values)
       for kind in ("string", "list", "bool", "integer", "float", "enum")})
+  _define_run_flags(define)
+  _define_process_flags(define)
+  _define_pbt_flags(define)
+  _define_config_flags(define)
+  _define_suite_option_flags(define)
+  return flag_values
+
+
+def _define_run_flags(define):
+  """What is trained, by how many actors, and where the run lives."""
   define.string("suite", "atari57", "Environment suite: atari57, dmlab30, "
                 "catch, or one another package registers "
                 "(impala_tf.suites).")
@@ -73,6 +83,10 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
   define.bool("force_unlock", False, "Take the run directory\'s lock even "
               "if another host holds it (when that run is known to be "
               "gone).")
+
+
+def _define_process_flags(define):
+  """How the run's processes start, run and reach each other."""
   define.enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
               "oneDNN CPU kernels, decided per process before TF starts "
               "(TF leaves them off on CPUs without AVX-512 VNNI/BF16 or "
@@ -116,6 +130,10 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
                "then reconnect and go on, in the same process (same "
                "pid). 0: exit with code 1 at once instead, for a "
                "supervisor that restarts actors.", lower_bound=0.0)
+
+
+def _define_pbt_flags(define):
+  """Population-based training (App. F)."""
   define.string("pbt_dir", None, "Population-based training (App. F): "
                 "this run is member --member of the population in this "
                 "directory (a local path, NFS or gs://); --logdir "
@@ -140,10 +158,6 @@ def define_flags(flag_values: flags.FlagValues) -> flags.FlagValues:
               "linearly to 0 at --total_frames, as a plain run does (Table "
               "G.1). Default: not annealed; only exploit and explore change "
               "it [paper Fig. F.1, our reading; impala_tf/pbt/rules.py].")
-
-  _define_config_flags(define)
-  _define_suite_option_flags(define)
-  return flag_values
 
 
 def _define_config_flags(define):

@@ -146,14 +146,9 @@ def resolve(values: Mapping[str, Any],
   role = job or ("threads" if values.get("run_mode") == "threads"
                  else "local")
   pbt = _pbt_options(values)
-  common = dict(
-      experiment=exp, role=role, num_actors=num_actors,
-      seed=values.get("seed", 0), task=task,
-      learner_address=learner_address, onednn=values.get("onednn", "auto"),
-      actor_threads=values.get("actor_threads", 1),
-      tf_log_level=values.get("tf_log_level"),
-      connect_timeout_s=values.get("connect_timeout_s", 120.0),
-      learner_wait_s=values.get("learner_wait_s", 600.0), notes=notes)
+  common = dict(experiment=exp, role=role, num_actors=num_actors, task=task,
+                learner_address=learner_address, notes=notes,
+                **_process_options(values))
   if role == "actor":
     if not learner_address:
       raise PlanError("An actor needs --learner_address=HOST:PORT (or "
@@ -170,6 +165,15 @@ def resolve(values: Mapping[str, Any],
       fork_children=values.get("fork_children", True),
       force_unlock=values.get("force_unlock", False),
       **_queue(exp, num_actors, values))
+
+
+def _process_options(values) -> dict[str, Any]:
+  """What every role's process takes from the flags as they are."""
+  return dict(seed=values.get("seed", 0), onednn=values.get("onednn", "auto"),
+              actor_threads=values.get("actor_threads", 1),
+              tf_log_level=values.get("tf_log_level"),
+              connect_timeout_s=values.get("connect_timeout_s", 120.0),
+              learner_wait_s=values.get("learner_wait_s", 600.0))
 
 
 class _Values(dict):

@@ -45,7 +45,13 @@ class LearnerLostError(ConnectionError):
 _LOST_PATTERNS = ("connection reset", "connection refused", "socket closed",
                   "failed to connect", "recvmsg", "sendmsg", "broken pipe",
                   "remote target has been disconnected", "connection aborted",
-                  "unavailable", "end of file")
+                  "unavailable", "end of file",
+                  # The learner's server no longer knows this actor's eager
+                  # context: it restarted, or dropped the context after a
+                  # long silence (both processes stopped, say). Seen as
+                  # "Unable to find a context_id matching the specified
+                  # one ... Perhaps the worker was restarted".
+                  "unable to find a context_id")
 
 
 def is_learner_lost(error: BaseException) -> bool:

@@ -216,3 +216,41 @@ def test_a_level_that_needs_the_psychlab_images_is_found_before_a_run(
   monkeypatch.undo()
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
   assert availability.unavailable_levels(["rooms_watermaze"], "test") == {}
+
+
+def test_an_exported_policy_acts_on_real_observations_without_this_project(
+    real_lab, tmp_path):
+  del real_lab
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import networks  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import experiment  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import presets  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import saved_policy  # pylint: disable=g-import-not-at-top
+  from impala_tf.testing import standalone_policy  # pylint: disable=g-import-not-at-top
+  # A language level: its instruction reaches the policy's encoder.
+  exp = experiment.build("dmlab30", ["language_select_described_object"],
+                         presets.DMLAB_SINGLE_TASK.replace(torso="shallow"))
+  tf.random.set_seed(5)
+  network = exp.make_network()
+  network(networks.dummy_input(exp.observation_spec), network.initial_state(1))
+  directory = str(tmp_path / "policy")
+  saved_policy.export_policy(exp, network.trainable_variables, 0, directory)
+  env = dmlab30.make("language_select_described_object", seed=2)
+  timesteps = [env.reset()]
+  timesteps += [env.step(action) for action in (0, 0, 4)]
+  env.close()
+  assert timesteps[0].observation["instruction"].any()  # Words, not padding.
+  steps = [dict({name: timestep.observation[name][None]
+                 for name in exp.observation_spec},
+                prev_action=np.array([0 if t == 0 else (0, 0, 4)[t - 1]],
+                                     np.int32),
+                prev_reward=np.array([timestep.reward or 0.0], np.float32),
+                step_type=np.array([int(timestep.step_type)], np.int32))
+           for t, timestep in enumerate(timesteps)]
+  live = standalone_policy.live_outputs(network, exp, steps, 1)
+  saved = standalone_policy.run_without_project(tmp_path, directory, steps, 1)
+  for t, expected in enumerate(live):
+    for name, value in expected.items():
+      np.testing.assert_allclose(saved[f"{t}/{name}"], value, atol=1e-5,
+                                 err_msg=f"step {t}, {name}")
+  assert str(saved["suite"]) == "dmlab30"

@@ -10,49 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from impala_tf.config import experiment
-from impala_tf.records import saved_policy
 from impala_tf.agent import networks
+from impala_tf.config import experiment
 from impala_tf.config import presets
-
-# Runs in a fresh interpreter: imports of this project fail there, so the
-# SavedModel must stand on TensorFlow alone.
-_LOAD_AND_RUN = r"""
-import importlib.abc, json, sys
-class _Blocked(importlib.abc.MetaPathFinder):
-  def find_spec(self, name, path=None, target=None):
-    if name.split(".")[0] in ("impala_tf", "atari57", "dmlab30"):
-      raise ImportError(f"{name} is blocked in this test")
-    return None
-sys.meta_path.insert(0, _Blocked())
-import numpy as np
-import tensorflow as tf
-
-policy_dir, inputs_path, outputs_path = sys.argv[1:]
-loaded = tf.saved_model.load(policy_dir)
-action = loaded.signatures["action"]
-steps = np.load(inputs_path)
-num_steps = int(steps["num_steps"])
-batch = int(steps["batch"])
-state = loaded.signatures["get_initial_state"](batch_size=tf.constant(batch))
-state = {k: v for k, v in state.items() if k.startswith("core_state")}
-outputs = {}
-for t in range(num_steps):
-  inputs = {k[len(f"{t}/"):]: tf.constant(v) for k, v in steps.items()
-            if k.startswith(f"{t}/")}
-  out = action(greedy=tf.constant(True), **inputs, **state)
-  state = {k: out[k] for k in state}
-  for k, v in out.items():
-    outputs[f"{t}/{k}"] = v.numpy()
-meta = {k: v.numpy() for k, v in loaded.signatures["get_metadata"]().items()}
-outputs["suite"] = np.array(meta["suite"].decode())
-outputs["frames_trained"] = meta["frames_trained"]
-outputs["precision"] = np.array(meta["precision"].decode())
-assert not any(m.split(".")[0] in ("impala_tf", "atari57", "dmlab30")
-               for m in sys.modules), "this project was imported"
-np.savez(outputs_path, **outputs)
-"""
-
+from impala_tf.records import saved_policy
+from impala_tf.testing import standalone_policy
 
 def _exported(tmp_path, exp, frames=1234):
   tf.random.set_seed(3)
@@ -84,40 +46,6 @@ def _random_steps(exp, batch, num_steps, rng):
   return steps
 
 
-def _live(network, exp, steps, batch):
-  state = network.initial_state(batch)
-  outputs = []
-  for step in steps:
-    agent_input = networks.AgentInput(
-        prev_action=tf.constant(step["prev_action"]),
-        reward=tf.constant(step["prev_reward"]),
-        done=tf.constant(step["step_type"] == 0),
-        observation={name: tf.constant(step[name])
-                     for name in exp.observation_spec})
-    out, state = network(agent_input, state)
-    record = {"policy_logits": out.policy_logits.numpy(),
-              "baseline": out.baseline.numpy()}
-    if network.use_lstm:
-      record.update(core_state_c=state.cell.numpy(),
-                    core_state_h=state.hidden.numpy())
-    outputs.append(record)
-  return outputs
-
-
-def _run_without_project(tmp_path, directory, steps, batch):
-  inputs = {f"{t}/{k}": v for t, step in enumerate(steps)
-            for k, v in step.items()}
-  np.savez(tmp_path / "inputs.npz", num_steps=len(steps), batch=batch,
-           **inputs)
-  result = subprocess.run(
-      [sys.executable, "-c", _LOAD_AND_RUN, directory,
-       str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
-      cwd=tmp_path, capture_output=True, text=True, timeout=300,
-      env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
-  assert result.returncode == 0, result.stderr[-3000:]
-  return dict(np.load(tmp_path / "outputs.npz"))
-
-
 @pytest.mark.parametrize("suite,levels,config", [
     # An LSTM policy with an instruction (DMLab), state carried over steps.
     ("dmlab30", ["language_select_described_object"],
@@ -133,8 +61,8 @@ def test_exported_policy_equals_the_live_network_without_this_project(
   network, directory = _exported(tmp_path, exp)
   batch, num_steps = 3, 3
   steps = _random_steps(exp, batch, num_steps, np.random.default_rng(0))
-  live = _live(network, exp, steps, batch)
-  saved = _run_without_project(tmp_path, directory, steps, batch)
+  live = standalone_policy.live_outputs(network, exp, steps, batch)
+  saved = standalone_policy.run_without_project(tmp_path, directory, steps, batch)
   for t, expected in enumerate(live):
     for name, value in expected.items():
       np.testing.assert_allclose(saved[f"{t}/{name}"], value, atol=1e-5,
