@@ -23,6 +23,12 @@ DIR/curves.png (the mean return over seeds against frames, one panel per
 level), and TensorBoard HParams summaries, so `tensorboard --logdir=DIR`
 compares the grid in its HParams tab. `--levels=table2` with
 `--suite=dmlab30` is the paper's five Table 2 tasks, one run each.
+
+`--sweep=N` is the paper's sweep (Sec. 5.2.2, Table D.1): N sets of
+learning rate, entropy cost and RMSProp epsilon drawn once from Table D.1's
+ranges (`--sweep_seed`; kept in DIR/sweep.json), every grid point run on
+each set (the same sets for every variant), and each cell also reports
+Table 2's figure: the mean final return of the best 3 of the N draws.
 """
 
 import csv
@@ -55,6 +61,7 @@ class GridPoint:
   policy_lag: Optional[int]
   variant: str
   seed: int
+  draw: Optional[int] = None  # The sweep's hyperparameter set, if any.
 
   @property
   def row(self) -> tuple:
@@ -63,8 +70,9 @@ class GridPoint:
   @property
   def name(self) -> str:
     lag = "none" if self.policy_lag is None else self.policy_lag
+    draw = "" if self.draw is None else f"-draw_{self.draw}"
     return (f"{self.level}/replay_{'on' if self.replay else 'off'}-lag_{lag}"
-            f"-{self.variant}-seed_{self.seed}")
+            f"-{self.variant}{draw}-seed_{self.seed}")
 
 
 def row_label(row: tuple) -> str:
@@ -76,31 +84,67 @@ def row_label(row: tuple) -> str:
 
 def grid(levels: Sequence[str], replay: Sequence[bool],
          policy_lags: Sequence[Optional[int]], variants: Sequence[str],
-         seeds: int, log=print) -> list[GridPoint]:
+         seeds: int, log=print, draws: int = 0) -> list[GridPoint]:
   """Every valid combination (replay and a controlled lag exclude each
-  other: replayed trajectories are older than any lag)."""
+  other: replayed trajectories are older than any lag); with `draws`, each
+  combination once per hyperparameter set of the sweep, the same sets for
+  every variant."""
   points = []
-  for level, on, lag, variant, seed in itertools.product(
-      levels, replay, policy_lags, variants, range(seeds)):
+  for level, on, lag, variant, draw, seed in itertools.product(
+      levels, replay, policy_lags, variants,
+      range(draws) if draws else [None], range(seeds)):
     if on and lag is not None:
       continue
-    points.append(GridPoint(level, on, lag, variant, seed))
+    points.append(GridPoint(level, on, lag, variant, seed, draw))
   skipped = len(levels) * len(replay) * len(policy_lags) * len(variants) * (
-      seeds) - len(points)
+      seeds) * max(draws, 1) - len(points)
   if skipped:
     log(f"Skipping {skipped} grid points that combine replay with a "
         "controlled policy lag.")
   return points
 
 
+SWEEP_FILE = "sweep.json"
+
+
+def sweep_draws(output: str, draws: int, seed: int) -> list[dict]:
+  """The sweep's hyperparameter sets: Table D.1's ranges drawn once with
+  `seed` (or read from DIR/sweep.json, where `save_sweep` keeps them), so a
+  resumed grid and every variant run on the same sets (Sec. 5.2.2: "24 pre-sampled hyperparameter
+  combinations, the same for every method")."""
+  from impala_tf.pbt import rules  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
+  path = os.path.join(output, SWEEP_FILE)
+  saved = run_dir.read_json(path)
+  if saved is not None:
+    if (saved["draws"], saved["seed"]) != (draws, seed):
+      raise app.UsageError(
+          f"{path} holds a sweep of {saved['draws']} draws with seed "
+          f"{saved['seed']}; this command asks for {draws} with seed {seed}. "
+          "Give the same --sweep and --sweep_seed, or another --output.")
+    return saved["hyperparameters"]
+  rng = np.random.default_rng(seed)
+  return [rules.sweep_draw(rng) for _ in range(draws)]
+
+
+def save_sweep(output: str, draws: int, seed: int, sets: list[dict]) -> None:
+  """Keeps the sweep's sets in DIR/sweep.json (`sweep_draws` reads them)."""
+  from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
+  run_dir.write_json(os.path.join(output, SWEEP_FILE),
+                     {"draws": draws, "seed": seed, "hyperparameters": sets})
+
+
 def command(point: GridPoint, output: str, suite: str, total_frames: int,
-            replay_capacity: int, extra: Sequence[str]) -> list[str]:
+            replay_capacity: int, extra: Sequence[str],
+            hyperparameters: Optional[dict] = None) -> list[str]:
   lag = "none" if point.policy_lag is None else str(point.policy_lag)
+  drawn = [f"--{name}={value!r}" for name, value in
+           sorted((hyperparameters or {}).items())]
   return [sys.executable, "-m", "impala_tf.launch", f"--suite={suite}",
           f"--levels={point.level}", f"--correction={point.variant}",
           f"--replay_capacity={replay_capacity if point.replay else 0}",
           f"--policy_lag={lag}", f"--seed={point.seed}",
-          f"--total_frames={total_frames}",
+          f"--total_frames={total_frames}", *drawn,
           f"--logdir={os.path.join(output, point.name)}", *extra]
 
 
@@ -184,25 +228,43 @@ def _run(todo, pool, commands, parallel, output, log, total, done, signals):
 
 
 def summarize(points: Sequence[GridPoint], output: str) -> dict:
-  """row → level → list of final returns (one per finished seed)."""
+  """row → level → [(draw, final return), ...], one per finished run (the
+  draw is None outside a sweep)."""
   table: dict = {}
   for point in points:
     result = status(output, point)
     if not result or result.get("status") not in _FINISHED:
       continue
     table.setdefault(point.row, {}).setdefault(point.level, []).append(
-        float(result.get("mean_return", math.nan)))
+        (point.draw, float(result.get("mean_return", math.nan))))
   return table
 
 
-def _cell(values: list[float]) -> str:
-  values = [v for v in values if not math.isnan(v)]
+def best_of_draws(entries, best: int = 3) -> tuple[float, int]:
+  """(mean of the `best` highest per-draw means, draws): Table 2's "average
+  final return over the 3 best hyperparameter settings". Each draw's runs
+  (seeds) are averaged first. NaN and 0 outside a sweep."""
+  per_draw: dict = {}
+  for draw, value in entries:
+    if draw is not None and not math.isnan(value):
+      per_draw.setdefault(draw, []).append(value)
+  means = sorted(np.mean(values) for values in per_draw.values())
+  if not means:
+    return math.nan, 0
+  return float(np.mean(means[-best:])), len(means)
+
+
+def _cell(entries) -> str:
+  values = [v for _, v in entries if not math.isnan(v)]
   if not values:
     return "-"
   text = f"{np.mean(values):.2f}"
   if len(values) > 1:
     text += f" ± {np.std(values):.2f}"
-  if len(values) > 3:
+  best, draws = best_of_draws(entries)
+  if draws:
+    text += f" (best 3 of {draws} draws: {best:.2f})"
+  elif len(values) > 3:
     text += f" (top 3: {np.mean(sorted(values)[-3:]):.2f})"
   return text + f" [{len(values)}]"
 
@@ -218,23 +280,30 @@ def write_tables(table: dict, levels: Sequence[str], output: str) -> str:
     lines.append(f"| {row_label(row)} | " + " | ".join(
         _cell(table[row].get(level, [])) for level in levels) + " |")
   markdown = ("Final return (mean of the last 100 episodes of each run): "
-              "mean ± spread over seeds, [runs]; with more than 3 runs, "
-              "the mean of the best 3 as the paper's Table 2 reports.\n\n" +
+              "mean ± spread over the runs, [runs]; in a sweep, the mean of "
+              "the best 3 hyperparameter draws as the paper's Table 2 "
+              "reports (each draw's seeds averaged first); otherwise, with "
+              "more than 3 runs, the mean of the best 3 runs.\n\n" +
               "\n".join(lines) + "\n")
   run_dir.write_text(os.path.join(output, "table.md"), markdown)
   out = io.StringIO()
   writer = csv.writer(out, lineterminator="\n")
   writer.writerow(["replay", "policy_lag", "correction", "level", "runs",
-                   "mean_return", "std_return", "top3_mean", "returns"])
+                   "mean_return", "std_return", "top3_mean", "draws",
+                   "best3_of_draws", "returns"])
   for row in rows:
     for level in levels:
-      values = [v for v in table[row].get(level, []) if not math.isnan(v)]
+      entries = table[row].get(level, [])
+      values = [v for _, v in entries if not math.isnan(v)]
       if not values:
         continue
+      best, draws = best_of_draws(entries)
       writer.writerow([
           "on" if row[0] else "off", "none" if row[1] is None else row[1],
           row[2], level, len(values), np.mean(values), np.std(values),
-          np.mean(sorted(values)[-3:]), ";".join(f"{v:g}" for v in values)])
+          np.mean(sorted(values)[-3:]), draws or "",
+          "" if math.isnan(best) else best,
+          ";".join(f"{v:g}" for v in values)])
   run_dir.write_text(os.path.join(output, "table.csv"), out.getvalue())
   return markdown
 
@@ -298,7 +367,7 @@ def write_hparams(points: Sequence[GridPoint], output: str) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
   params = [hp.HParam("level"), hp.HParam("correction"), hp.HParam("replay"),
-            hp.HParam("policy_lag"), hp.HParam("seed")]
+            hp.HParam("policy_lag"), hp.HParam("seed"), hp.HParam("draw")]
   with tf.summary.create_file_writer(output).as_default():
     hp.hparams_config(hparams=params,
                       metrics=[hp.Metric("final_return",
@@ -313,7 +382,9 @@ def write_hparams(points: Sequence[GridPoint], output: str) -> None:
                   "replay": "on" if point.replay else "off",
                   "policy_lag": ("none" if point.policy_lag is None
                                  else str(point.policy_lag)),
-                  "seed": point.seed}, trial_id=point.name)
+                  "seed": point.seed,
+                  "draw": "none" if point.draw is None else str(point.draw)},
+                 trial_id=point.name)
       tf.summary.scalar("final_return",
                         float(result.get("mean_return", math.nan)),
                         step=int(result.get("num_frames", 0)))
@@ -334,6 +405,14 @@ def _define_flags():
                     "(App. E.1): 'none' (the queue's own lag) or integers.")
   flags.DEFINE_integer("seeds", 1, "Runs per grid point, seeds 0..N-1.",
                        lower_bound=1)
+  flags.DEFINE_integer("sweep", 0, "Hyperparameter sweep: N sets of "
+                       "learning rate, entropy cost and RMSProp epsilon "
+                       "drawn once from Table D.1's ranges (kept in "
+                       "DIR/sweep.json), every variant run on each (the "
+                       "paper's Table 2: 24 draws, best 3 reported); 0: "
+                       "the flags' hyperparameters.", lower_bound=0)
+  flags.DEFINE_integer("sweep_seed", 0, "Seeds the sweep's draws.",
+                       lower_bound=0)
   flags.DEFINE_integer("total_frames", 10_000_000, "Frames of every run.",
                        lower_bound=1)
   flags.DEFINE_string("output", None, "The grid's directory; default "
@@ -352,13 +431,16 @@ _SET_PER_RUN = ("--suite", "--levels", "--correction", "--replay_capacity",
                 "--policy_lag", "--seed", "--total_frames", "--logdir")
 
 
-def _check_runs(commands, extra: Sequence[str]) -> None:
+def _check_runs(commands, extra: Sequence[str], sweep: bool) -> None:
   """Refuses launch flags the grid sets per run, and resolves every run's
   plan as the launcher will (a bad flag or combination is one line now,
   not a failed run later)."""
   from impala_tf import launch_flags  # pylint: disable=g-import-not-at-top
-  launch_flags.refuse_set_flags(extra, _SET_PER_RUN, "the ablation runner "
-                                "(its own flags set it)")
+  from impala_tf.pbt import rules  # pylint: disable=g-import-not-at-top
+  drawn = tuple(f"--{name}" for name in rules.SWEEP_HYPERPARAMETERS)
+  launch_flags.refuse_set_flags(
+      extra, _SET_PER_RUN + (drawn if sweep else ()),
+      "the ablation runner (its own flags set it)")
   for argv in commands:
     launch_flags.plan_from_argv(["impala_tf.launch", *argv[3:]], environ={})
 
@@ -387,11 +469,17 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   points = grid(levels, [w == "on" for w in FLAGS.replay], lags,
-                FLAGS.variants, FLAGS.seeds)
+                FLAGS.variants, FLAGS.seeds, draws=FLAGS.sweep)
+  sets = (sweep_draws(output, FLAGS.sweep, FLAGS.sweep_seed)
+          if FLAGS.sweep else [])
   commands = {p: command(p, output, FLAGS.suite, FLAGS.total_frames,
-                         FLAGS.replay_capacity, extra) for p in points}
-  _check_runs(commands.values(), extra)
+                         FLAGS.replay_capacity, extra,
+                         sets[p.draw] if p.draw is not None else None)
+              for p in points}
+  _check_runs(commands.values(), extra, sweep=bool(FLAGS.sweep))
   os.makedirs(output, exist_ok=True)
+  if FLAGS.sweep:
+    save_sweep(output, FLAGS.sweep, FLAGS.sweep_seed, sets)
   print(f"Ablation grid: {len(points)} runs of {FLAGS.total_frames:,} frames "
         f"in {output}, {FLAGS.parallel} at a time.", flush=True)
   try:

@@ -102,16 +102,28 @@ def initial_hyperparameters(config, rng: np.random.Generator,
   values = {name: float(getattr(config, name)) for name in tuned_names(config)}
   if mode == "config":
     return values
-  for name, (kind, args) in INITIAL_DISTRIBUTIONS.items():
+  for name in INITIAL_DISTRIBUTIONS:
     if name not in values:
       continue  # Not tuned (a config that does not clip).
-    if kind == "log_uniform":
-      low, high = args
-      values[name] = float(math.exp(rng.uniform(math.log(low),
-                                                math.log(high))))
-    else:
-      values[name] = float(args[rng.integers(len(args))])
+    values[name] = _draw(name, rng)
   return values
+
+
+# Table D.1's three: a hyperparameter sweep's draws (Sec. 5.2.2's 24).
+SWEEP_HYPERPARAMETERS = ("learning_rate", "entropy_cost", "rmsprop_epsilon")
+
+
+def sweep_draw(rng: np.random.Generator) -> dict[str, float]:
+  """One hyperparameter set of a sweep: Table D.1's three, drawn."""
+  return {name: _draw(name, rng) for name in SWEEP_HYPERPARAMETERS}
+
+
+def _draw(name: str, rng: np.random.Generator) -> float:
+  kind, args = INITIAL_DISTRIBUTIONS[name]
+  if kind == "log_uniform":
+    low, high = args
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+  return float(args[rng.integers(len(args))])
 
 
 def is_ready(frames: int, new_episodes: int, rules: Rules) -> bool:

@@ -136,3 +136,62 @@ def test_a_small_grid_runs_resumes_and_writes_table_2(tmp_path):
   again = subprocess.run(args, capture_output=True, text=True, timeout=600)
   assert again.returncode == 0, again.stderr
   assert "4 of 4 runs already finished; running the other 0." in again.stdout
+
+
+def test_a_sweep_shares_its_draws_across_variants_and_reports_the_best_3(
+    tmp_path):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from impala_tf.pbt import rules  # pylint: disable=g-import-not-at-top
+  points = ablate.grid(["catch"], [False], [None], ["vtrace", "none"],
+                       seeds=2, draws=4)
+  assert len(points) == 2 * 4 * 2
+  sets = ablate.sweep_draws(str(tmp_path), 4, seed=1)
+  assert len({tuple(sorted(d.items())) for d in sets}) == 4
+  for drawn in sets:  # Table D.1's ranges.
+    assert set(drawn) == set(rules.SWEEP_HYPERPARAMETERS)
+    assert 5e-6 <= drawn["learning_rate"] <= 5e-3
+    assert 5e-5 <= drawn["entropy_cost"] <= 1e-2
+    assert drawn["rmsprop_epsilon"] in (1e-1, 1e-3, 1e-5, 1e-7)
+  commands = {p: ablate.command(p, str(tmp_path), "catch", 640, 64, [],
+                                sets[p.draw]) for p in points}
+
+  def drawn_flags(point):
+    return sorted(a for a in commands[point]
+                  if a.split("=")[0] in ("--learning_rate", "--entropy_cost",
+                                         "--rmsprop_epsilon"))
+  by_draw = {}
+  for point in points:
+    by_draw.setdefault(point.draw, set()).add(tuple(drawn_flags(point)))
+  # Every variant and seed of a draw runs on the same set; draws differ.
+  assert all(len(flags) == 1 for flags in by_draw.values())
+  assert len({next(iter(f)) for f in by_draw.values()}) == 4
+  assert drawn_flags(points[0])[0] == (
+      f"--entropy_cost={sets[0]['entropy_cost']!r}")
+  # Kept for a resumed grid; another sweep in the same directory is refused.
+  ablate.save_sweep(str(tmp_path), 4, 1, sets)
+  assert ablate.sweep_draws(str(tmp_path), 4, seed=1) == sets
+  with pytest.raises(app.UsageError, match="sweep of 4 draws with seed 1"):
+    ablate.sweep_draws(str(tmp_path), 24, seed=1)
+  # Table 2's figure: each draw's seeds averaged, then the best 3 draws.
+  finals = {("vtrace", 0): (1.0, 3.0), ("vtrace", 1): (5.0, 5.0),
+            ("vtrace", 2): (0.0, 0.0), ("vtrace", 3): (9.0, 7.0),
+            ("none", 0): (1.0, 1.0), ("none", 1): (1.0, 1.0),
+            ("none", 2): (1.0, 1.0), ("none", 3): (1.0, 4.0)}
+  for point in points:
+    directory = tmp_path / point.name
+    directory.mkdir(parents=True)
+    value = finals[(point.variant, point.draw)][point.seed]
+    (directory / "result.json").write_text(json.dumps(
+        {"status": "completed", "mean_return": value}))
+  table = ablate.summarize(points, str(tmp_path))
+  markdown = ablate.write_tables(table, ["catch"], str(tmp_path))
+  rows = {r["correction"]: r for r in csv.DictReader(
+      (tmp_path / "table.csv").open())}
+  # vtrace's draws: 2, 5, 0, 8 -> best 3: (2 + 5 + 8) / 3 = 5.
+  assert float(rows["vtrace"]["best3_of_draws"]) == pytest.approx(5.0)
+  assert rows["vtrace"]["draws"] == "4"
+  # Over runs instead (today's figure): the best 3 of 8 runs, 9, 7, 5.
+  assert float(rows["vtrace"]["top3_mean"]) == pytest.approx(7.0)
+  assert float(rows["none"]["best3_of_draws"]) == pytest.approx(
+      (1.0 + 1.0 + 2.5) / 3)
+  assert "(best 3 of 4 draws: 5.00)" in markdown
