@@ -199,7 +199,8 @@ class PopulationMember(base.LoopPart):
               name, before[name])) for name in self._tuned}
           event.update(copied=True, source=opponent,
                        source_frames=other.get("fitness_frames"),
-                       source_checkpoint=other["checkpoint"])
+                       source_checkpoint=other["checkpoint"],
+                       source_hyperparameters=start_values)
     after = rules_lib.explore(start_values, self._rng, self.rules)
     loop.learner.hyperparameters.assign(after)
     event["hyperparameters_after"] = after

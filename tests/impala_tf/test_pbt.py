@@ -146,8 +146,13 @@ def test_a_catch_population_copies_a_member_that_joined_by_hand(tmp_path):
     assert first["opponent_fitness"] > 0.5
     if first["source"] == 2:
       assert first["source_frames"] == joined["fitness_frames"]
-    # The copy's hyperparameters, explored once, replaced the flag's 1e-7.
-    assert first["hyperparameters_after"]["learning_rate"] > 5e-3
+    # The copy's hyperparameters, explored once (by 1.2, 1/1.2 or not at
+    # all), replaced the flag's 1e-7.
+    copied_rate = first["source_hyperparameters"]["learning_rate"]
+    assert copied_rate > 1e-4
+    assert min(abs(first["hyperparameters_after"]["learning_rate"] /
+                   (copied_rate * factor) - 1) for factor in (
+                       1 / 1.2, 1.0, 1.2)) < 1e-6, first
     # From the ready step after next on, the episodes are all the copy's.
     later = [e["fitness"] for e in mine[2:]]
     assert later and min(later) > joined["fitness"] - 0.15, mine
