@@ -29,7 +29,11 @@ setuptools.setup(
     ],
     extras_require={
         # The plot command's tests draw with matplotlib.
-        "test": ["pytest>=8", "matplotlib", "kubernetes-validate", "pyyaml"],
+        # ... and the evaluation's videos with imageio.
+        "test": ["pytest>=8", "matplotlib", "kubernetes-validate", "pyyaml",
+                 "imageio", "imageio-ffmpeg"],
         "plot": ["matplotlib"],
+        # `python -m impala_tf.evaluate --video=N`: MP4 files.
+        "video": ["imageio", "imageio-ffmpeg"],
     },
 )

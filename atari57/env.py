@@ -73,6 +73,9 @@ class AtariOptions:
       frames (108,000 = 30 minutes at 60 Hz).
     fire_reset: press FIRE once at reset in games that need it to start. Not
       part of the paper's setup, so off.
+    render_mode: "rgb_array" also plays every game on a second emulator
+      with the same seed and actions, in the emulator's full-colour frames
+      (210x160), for videos (`AtariBatchedEnv.render`); None otherwise.
   """
   full_action_space: bool = False
   repeat_action_probability: float = 0.0
@@ -81,8 +84,12 @@ class AtariOptions:
   noop_max: int = 30
   max_episode_frames: int = 108_000
   fire_reset: bool = False
+  render_mode: Optional[str] = None
 
   def __post_init__(self):
+    if self.render_mode not in (None, "rgb_array"):
+      raise ValueError(f"render_mode must be None or 'rgb_array', got "
+                       f"{self.render_mode!r}.")
     if not 0.0 <= self.repeat_action_probability <= 1.0:
       raise ValueError(
           "repeat_action_probability must be in [0, 1] (0.25 for Machado et "
@@ -96,8 +103,17 @@ class AtariOptions:
                        f"{self.max_episode_frames}.")
 
 
+# The emulator's own frames, in colour: what `render_mode="rgb_array"`
+# records.
+FULL_COLOUR = dict(img_height=210, img_width=160, grayscale=False,
+                   stack_num=1)
+
+
 def _vector_env(game: str, num_envs: int, options: AtariOptions,
-                num_threads: int) -> ale_vector_env.AtariVectorEnv:
+                num_threads: int, **frames) -> ale_vector_env.AtariVectorEnv:
+  shape = dict(img_height=FRAME_SHAPE[0], img_width=FRAME_SHAPE[1],
+               grayscale=True, stack_num=FRAME_SHAPE[2])
+  shape.update(frames)
   return ale_vector_env.AtariVectorEnv(
       game,
       num_envs,
@@ -106,17 +122,14 @@ def _vector_env(game: str, num_envs: int, options: AtariOptions,
       repeat_action_probability=options.repeat_action_probability,
       full_action_space=options.full_action_space,
       autoreset_mode=AutoresetMode.SAME_STEP,
-      img_height=FRAME_SHAPE[0],
-      img_width=FRAME_SHAPE[1],
-      grayscale=True,
-      stack_num=FRAME_SHAPE[2],
       frameskip=ACTION_REPEAT,
       maxpool=True,
       noop_max=options.noop_max,
       episodic_life=False,
       life_loss_info=True,
       reward_clipping=False,
-      use_fire_reset=options.fire_reset)
+      use_fire_reset=options.fire_reset,
+      **shape)
 
 
 def _env_seeds(seed: int, num_envs: int) -> np.ndarray:
@@ -222,6 +235,12 @@ class AtariBatchedEnv:
     self._seeds = _env_seeds(seed, self.num_envs)
     self._env = _vector_env(self.game, self.num_envs, self.options,
                             num_threads)
+    # The same games in colour, for videos: ALE is deterministic for the
+    # same seed and actions (no sticky actions here unless asked).
+    self._colour = (_vector_env(self.game, self.num_envs, self.options,
+                                num_threads, **FULL_COLOUR)
+                    if self.options.render_mode == "rgb_array" else None)
+    self._colour_frames = None
     self.action_names, self._action_map = _action_set(
         self._env, self.options.full_action_space)
     self.num_actions = len(self.action_names)
@@ -243,6 +262,8 @@ class AtariBatchedEnv:
     seed = None if self._seeded else self._seeds
     self._seeded = True
     obs, info = self._env.reset(seed=seed)
+    if self._colour is not None:
+      self._colour_frames = self._colour.reset(seed=seed)[0]
     self._lives = info["lives"]
     self._frame_numbers = info["episode_frame_number"]
     self._returns[:] = 0
@@ -275,6 +296,9 @@ class AtariBatchedEnv:
       actions = self._action_map[actions]
     obs, reward, terminated, truncated, info = self._env.step(
         actions.astype(np.int32, copy=False))
+    if self._colour is not None:
+      self._colour_frames = self._colour.step(
+          actions.astype(np.int32, copy=False))[0]
     lives = info["lives"]
     frame_numbers = info["episode_frame_number"]
     game_over = _game_over(terminated, truncated, lives, self._lives,
@@ -304,8 +328,19 @@ class AtariBatchedEnv:
         episode_return=episode_return,
         episode_length=episode_length)
 
+  def render(self) -> np.ndarray:
+    """uint8 `[N, 210, 160, 3]`: every game's current frame in the
+    emulator's colours (made with `render_mode="rgb_array"`)."""
+    if self._colour is None:
+      raise ValueError("This environment was made without "
+                       "render_mode='rgb_array', so it has no colour "
+                       "frames.")
+    return self._colour_frames.reshape(self.num_envs, 210, 160, 3)
+
   def close(self) -> None:
     self._env.close()
+    if self._colour is not None:
+      self._colour.close()
 
 
 class AtariEnvironment(dm_env.Environment):

@@ -129,6 +129,9 @@ class NoopStarts:
     self._left[:] = self._draw(self.num_envs)
     return self._env.reset()
 
+  def render(self) -> np.ndarray:
+    return self._env.render()
+
   def step(self, actions: np.ndarray) -> envs.EnvOutput:
     in_noops = self._left > 0
     actions = np.where(in_noops, self._noop, np.asarray(actions))

@@ -44,6 +44,13 @@ def _define_flags():
                     "sampling from the policy.")
   flags.DEFINE_string("output", None, "Directory for eval.json and eval.csv; "
                       "default the directory that holds the policy.")
+  flags.DEFINE_integer("video", 0, "Record the first N episodes of each "
+                       "level as MP4 files (Atari in the emulator's full "
+                       "colour, DMLab and Gymnasium from their RGB frames); "
+                       "needs the video extra: pip install "
+                       "'impala_tf[video]'.", lower_bound=0)
+  flags.DEFINE_string("video_dir", None, "Where the videos go; default "
+                      "videos/ beside eval.json.")
   flags.DEFINE_enum("onednn", "auto", ["auto", "on", "off"], "TensorFlow's "
                     "oneDNN CPU kernels; auto as for an actor of the "
                     "policy's network (impala_tf/runtime/cpu.py).")
@@ -66,18 +73,25 @@ def main(argv):
   torso = json.loads(torso["config"])["config"]["torso"] if torso else "deep"
   cpu.configure_onednn(FLAGS.onednn, "actor", torso)
   from impala_tf.records import evaluation  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+  output = FLAGS.output or os.path.dirname(os.path.abspath(path))
+  if FLAGS.video:
+    video.check_encoder()  # Before anything is played.
   policy = evaluation.Policy(path)
   try:
     report = evaluation.evaluate(
         policy, FLAGS.levels or None, episodes=FLAGS.episodes,
-        num_envs=FLAGS.num_envs, seed=FLAGS.seed, greedy=FLAGS.greedy)
+        num_envs=FLAGS.num_envs, seed=FLAGS.seed, greedy=FLAGS.greedy,
+        video=FLAGS.video,
+        video_dir=FLAGS.video_dir or os.path.join(output, "videos"))
   except ValueError as e:  # evaluation.EvaluationError among them.
     raise app.UsageError(str(e)) from None
-  output = FLAGS.output or os.path.dirname(os.path.abspath(path))
   json_path, csv_path = evaluation.write_report(report, output)
   print(f"Wrote {json_path} and {csv_path}.")
 
 
 if __name__ == "__main__":
   from impala_tf import cli  # pylint: disable=g-import-not-at-top
-  cli.run("evaluate", main, define_flags=_define_flags)
+  from impala_tf.records import video as _video  # pylint: disable=g-import-not-at-top
+  cli.run("evaluate", main, define_flags=_define_flags,
+          usage_errors=(_video.VideoUnavailableError,))

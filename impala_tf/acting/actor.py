@@ -34,11 +34,14 @@ class Actor:
       every trajectory); default all zeros.
     seed: seeds action sampling.
     actor_id: this actor's index, recorded in every trajectory.
+    discount: γ, for the return of an episode cut short by a time limit
+      (`envs.EnvOutput.truncated`): the trajectory's "bootstrap" is γ·V of
+      its last observation.
   """
 
   def __init__(self, env: envs.BatchedEnv, network: networks.ImpalaNetwork,
                unroll_length: int, level_ids: Optional[Sequence[int]] = None,
-               seed: int = 0, actor_id: int = 0):
+               seed: int = 0, actor_id: int = 0, discount: float = 0.99):
     self.env = env
     self.actor_id = int(actor_id)
     self.network = network
@@ -51,6 +54,8 @@ class Actor:
                        f"({n}), got shape {self.level_ids.shape}.")
     self._rng = tf.random.Generator.from_seed(seed)
     self._policy = tf.function(self._policy_step)
+    self._value = tf.function(self._value_step)
+    self._discount = float(discount)
     # The policy step traced once per frame layout: calling the concrete
     # function skips tf.function's per-call matching of the arguments to a
     # trace (0.2 of 1.7 ms per step of 16 Pong environments,
@@ -91,6 +96,29 @@ class Actor:
                                              seed=seeds, dtype=tf.int32)[:, 0]
     return action, outputs.policy_logits, new_state
 
+  def _value_step(self, prev_action, reward, done, observation, state):
+    inputs = networks.AgentInput(prev_action, reward, done, observation)
+    outputs, _ = self.network(inputs, state)
+    return outputs.baseline
+
+  def _bootstrap(self, prev_action, env_output: envs.EnvOutput, state
+                 ) -> np.ndarray:
+    """float32 `[N]`: γ·V(last observation) where an episode was truncated
+    by this step, 0 elsewhere (Pardo et al., 2018). The value is the one
+    the policy would give that observation, in the episode's own state."""
+    bootstrap = np.zeros(self.env.num_envs, np.float32)
+    truncated = env_output.truncated
+    if truncated is None or not truncated.any():
+      return bootstrap
+    observation = {k: tf.constant(env_output.final_observation[k])
+                   for k in self._observation_names}
+    values = self._value(tf.constant(prev_action),
+                         tf.constant(env_output.reward),
+                         tf.zeros_like(tf.constant(env_output.done)),
+                         observation, state).numpy()
+    bootstrap[truncated] = self._discount * values[truncated]
+    return bootstrap
+
   def _act(self, prev_action, env_output: envs.EnvOutput, state):
     observation = {k: env_output.observation[k]
                    for k in self._observation_names}
@@ -125,12 +153,14 @@ class Actor:
       self.broken_policy_steps += int(broken.sum())
     return action, logits, new_state
 
-  def _record(self, env_output, prev_action, logits):
+  def _record(self, env_output, prev_action, logits, bootstrap=None):
     observation = env_output.observation
     step = {k: observation[k] for k in self._observation_names}
     if self._stacks is not None:
       step.update(self._stacks.encode(step.pop("frame"), env_output.done))
-    step.update(reward=env_output.reward, done=env_output.done,
+    step.update(bootstrap=(np.zeros(len(env_output.done), np.float32)
+                           if bootstrap is None else bootstrap),
+                reward=env_output.reward, done=env_output.done,
                 prev_action=prev_action, behaviour_logits=logits,
                 episode_return=env_output.episode_return,
                 episode_length=env_output.episode_length)
@@ -178,8 +208,9 @@ class Actor:
       env_output = self.env.step(action)
       prev_action = action
       step_state = state
+      bootstrap = self._bootstrap(prev_action, env_output, state)
       action, logits, state = self._act(prev_action, env_output, state)
-      steps.append(self._record(env_output, prev_action, logits))
+      steps.append(self._record(env_output, prev_action, logits, bootstrap))
     history = self._first["history"]
     self._first = dict(step=steps[-1], state=step_state,
                        history=self._frame_history(),

@@ -8,7 +8,7 @@ test environments) gets it from `DmEnvBatch`.
 """
 
 import concurrent.futures
-from typing import Mapping, NamedTuple, Protocol, Sequence
+from typing import Mapping, NamedTuple, Optional, Protocol, Sequence
 
 import dm_env
 import numpy as np
@@ -30,12 +30,21 @@ class EnvOutput(NamedTuple):
       ended with this step, NaN elsewhere.
     episode_length: int32 `[N]`, that game's length in agent steps, 0
       elsewhere.
+    truncated: bool `[N]` or None: the episode that ended with this step was
+      cut short (a time limit, not an end of the task), so its return goes
+      on past its last observation; None: no episode is ever truncated
+      (Atari and DMLab treat their time limits as ends, as the paper does).
+    final_observation: where `truncated`, that episode's last observation
+      (`observation` holds the next episode's first); None with
+      `truncated` None.
   """
   observation: Mapping[str, np.ndarray]
   reward: np.ndarray
   done: np.ndarray
   episode_return: np.ndarray
   episode_length: np.ndarray
+  truncated: Optional[np.ndarray] = None
+  final_observation: Optional[Mapping[str, np.ndarray]] = None
 
 
 class BatchedEnv(Protocol):
@@ -72,7 +81,9 @@ class DmEnvBatch:
 
   Each environment runs in its own thread (DMLab releases the GIL while it
   renders), resets itself when its episode ends, and the batch reports the
-  undiscounted sum of raw rewards of every finished episode.
+  undiscounted sum of raw rewards of every finished episode. An episode
+  that ends with dm_env's truncation (a last step with a discount other
+  than 0) is reported as `truncated`, with its last observation.
 
   A `dm_env` environment whose observation is an array is presented as
   {"frame": array}; one whose observation is a dict is passed through.
@@ -84,11 +95,13 @@ class DmEnvBatch:
     self._envs = list(envs)
     self.num_envs = len(self._envs)
     self.num_actions = int(num_actions)
-    self.frame_stack = 1
+    # An environment that stacks frames as ale-py does says so.
+    self.frame_stack = int(getattr(self._envs[0], "frame_stack", 1))
     spec = self._envs[0].observation_spec()
     spec = _as_observation_dict(spec)
     self.observation_spec = {
         name: (tuple(s.shape), np.dtype(s.dtype)) for name, s in spec.items()}
+    self._last_frames: list = [None] * self.num_envs
     self._returns = np.zeros(self.num_envs, np.float64)
     self._lengths = np.zeros(self.num_envs, np.int64)
     self._pool = (concurrent.futures.ThreadPoolExecutor(self.num_envs)
@@ -123,6 +136,7 @@ class DmEnvBatch:
     n = self.num_envs
     reward = np.zeros(n, np.float32)
     done = np.zeros(n, bool)
+    truncated = np.zeros(n, bool)
     episode_return = np.full(n, np.nan, np.float32)
     episode_length = np.zeros(n, np.int32)
     timesteps = []
@@ -133,6 +147,8 @@ class DmEnvBatch:
       self._lengths[i] += 1
       if restart is not None:
         done[i] = True
+        # dm_env's truncation: a last step whose discount is not 0.
+        truncated[i] = bool(timestep.discount)
         episode_return[i] = self._returns[i]
         episode_length[i] = self._lengths[i]
         self._returns[i] = 0
@@ -140,13 +156,33 @@ class DmEnvBatch:
         timesteps.append(restart)
       else:
         timesteps.append(timestep)
-    return self._stack(timesteps, reward, done, episode_return, episode_length)
+    output = self._stack(timesteps, reward, done, episode_return,
+                         episode_length)
+    if not truncated.any():
+      return output._replace(truncated=truncated)
+    finals = [timestep if cut else now for (timestep, _), cut, now in
+              zip(results, truncated, timesteps)]
+    return output._replace(truncated=truncated,
+                           final_observation=self._stack(finals).observation)
 
-  def _stack(self, timesteps, reward, done, episode_return, episode_length):
+  def _stack(self, timesteps, *fields):
     observations = [_as_observation_dict(t.observation) for t in timesteps]
+    if fields:
+      self._last_frames = [o["frame"] for o in observations]
     observation = {name: np.stack([o[name] for o in observations])
                    for name in self.observation_spec}
-    return EnvOutput(observation, reward, done, episode_return, episode_length)
+    return EnvOutput(observation, *fields) if fields else EnvOutput(
+        observation, None, None, None, None)
+
+  def render(self) -> list[np.ndarray]:
+    """Each environment's picture now, for videos: its `render()` where it
+    has one (Gymnasium's RGB frame), else its image observation (DMLab's
+    RGB frame, Catch's board)."""
+    pictures = []
+    for env, frame in zip(self._envs, self._last_frames):
+      render = getattr(env, "render", None)
+      pictures.append(render() if render is not None else frame)
+    return pictures
 
   def close(self) -> None:
     for env in self._envs:

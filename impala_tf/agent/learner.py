@@ -289,6 +289,8 @@ class Learner:
       values = outputs.baseline[:-1]
       actions = tm["prev_action"][1:]
       rewards = losses.clip_rewards(tm["reward"][1:], config.reward_clipping)
+      # A truncated episode's return goes on past its last observation.
+      rewards += tm["bootstrap"][1:]
       discounts = config.discount * (1.0 - tf.cast(tm["done"][1:],
                                                    tf.float32))
       targets = corrections.targets(

@@ -37,7 +37,7 @@ Shapes: `B` is the batch, `T` the number of time steps (time-major).
 """
 
 import collections
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import sonnet as snt
 import tensorflow as tf
@@ -68,6 +68,10 @@ def _scaled_frames(frames, dtype=tf.float32):
 @tf.function(jit_compile=True)
 def _scaled_frames_from_channels_first(frames, dtype=tf.float32):
   return _scaled_frames(tf.transpose(frames, [0, 2, 3, 1]), dtype)
+
+
+def _as_floats(values, dtype=tf.float32):
+  return tf.cast(values, dtype)
 
 
 def _apply(layer, x):
@@ -118,6 +122,24 @@ class _ShallowTorso(snt.Module):
     x = tf.nn.relu(_apply(self._conv1, frames))
     x = tf.nn.relu(_apply(self._conv2, x))
     return tf.nn.relu(_apply(self._linear, snt.Flatten()(x)))
+
+
+class _MlpTorso(snt.Module):
+  """Fully connected layers with ReLUs, for flat vector observations
+  (`--torso=mlp`, ours: the paper's agents see images)."""
+
+  def __init__(self, sizes: Sequence[int]):
+    super().__init__(name="mlp_torso")
+    if not sizes or min(sizes) < 1:
+      raise ValueError(f"The MLP torso needs at least one layer of at least "
+                       f"one unit, got sizes {list(sizes)}.")
+    self._layers = [snt.Linear(size) for size in sizes]
+
+  def __call__(self, vectors):
+    x = snt.Flatten()(vectors)
+    for layer in self._layers:
+      x = tf.nn.relu(_apply(layer, x))
+    return x
 
 
 class _ResidualBlock(snt.Module):
@@ -187,16 +209,18 @@ class ImpalaNetwork(snt.Module):
 
   Args:
     num_actions: size of the action set.
-    torso: "shallow" or "deep".
+    torso: "shallow" or "deep" (images), or "mlp" (flat vectors).
     use_lstm: whether the core is an LSTM (False: feed-forward).
     use_instruction: whether the observation has an "instruction".
     precision: the torso's compute dtype, "float32" or "bfloat16" (module
       docstring).
+    mlp_sizes: the MLP torso's hidden layers.
   """
 
   def __init__(self, num_actions: int, torso: str = "shallow",
                use_lstm: bool = True, use_instruction: bool = False,
-               name: Optional[str] = None, precision: str = "float32"):
+               name: Optional[str] = None, precision: str = "float32",
+               mlp_sizes: Sequence[int] = (64, 64)):
     super().__init__(name=name or f"impala_{torso}")
     if torso not in TORSOS:
       raise ValueError(f"Unknown torso {torso!r}; expected one of {TORSOS}.")
@@ -210,7 +234,8 @@ class ImpalaNetwork(snt.Module):
     self.num_actions = num_actions
     self.use_lstm = use_lstm
     self.use_instruction = use_instruction
-    self._torso = _ShallowTorso() if torso == "shallow" else _DeepTorso()
+    self._torso = {"shallow": _ShallowTorso, "deep": _DeepTorso,
+                   "mlp": lambda: _MlpTorso(mlp_sizes)}[torso]()
     self._instruction = InstructionEncoder() if use_instruction else None
     self._core = snt.LSTM(CORE_SIZE) if use_lstm else None
     self._policy = snt.Linear(num_actions, name="policy_logits")
@@ -246,7 +271,8 @@ class ImpalaNetwork(snt.Module):
     # the batch); only the LSTM runs sequentially.
     folded = tf.reshape(frames, tf.concat([[-1], tf.shape(frames)[2:]], 0))
     scale = (_scaled_frames_from_channels_first if frames_channels_first
-             else _scaled_frames)
+             else _scaled_frames if frames.dtype == tf.uint8
+             else _as_floats)  # Vectors (the MLP torso) go in as they are.
     torso_out = self._run_torso(folded, scale)
 
     features = [

@@ -26,7 +26,7 @@ CORE_STATE_FIELDS = ("core_state_c", "core_state_h")
 SCALAR_FIELDS = ("level_id", "policy_version", "actor_id")
 # Time-indexed fields that are not observations (every trajectory has them).
 STEP_FIELDS = ("reward", "done", "prev_action", "behaviour_logits",
-               "episode_return", "episode_length")
+               "episode_return", "episode_length", "bootstrap")
 # What replaces "frame" when frames are stacked (see the module docstring):
 # the newest frame of each step `[T+1, H, W]`, the older frames of step 0
 # `[H, W, S-1]` (oldest first), and per step whether the stack started afresh
@@ -133,6 +133,10 @@ def specs(unroll_length: int, num_actions: int,
       episode_return=tf.TensorSpec([steps], tf.float32,
                                    name="episode_return"),
       episode_length=tf.TensorSpec([steps], tf.int32, name="episode_length"),
+      # γ·V(the last observation) of an episode truncated at this step (a
+      # time limit), 0 elsewhere: the learner adds it to the step's clipped
+      # reward, so the return goes on past the cut (`envs.EnvOutput`).
+      bootstrap=tf.TensorSpec([steps], tf.float32, name="bootstrap"),
   )
   if use_lstm:
     for name in CORE_STATE_FIELDS:

@@ -66,7 +66,8 @@ class Experiment:
     from impala_tf.agent import networks  # pylint: disable=g-import-not-at-top
     return networks.ImpalaNetwork(
         self.num_actions, self.config.torso, self.config.use_lstm,
-        self.config.use_instruction, precision=self.config.precision)
+        self.config.use_instruction, precision=self.config.precision,
+        mlp_sizes=(self.config.mlp_units,) * self.config.mlp_layers)
 
   def trajectory_specs(self):
     """Field name → `tf.TensorSpec` of one trajectory as actors send it
@@ -128,6 +129,11 @@ def build(suite: str, levels: Optional[Sequence[str]] = None,
   observation_spec = {
       name: spec.observation_spec[name] for name in
       observations_sent(spec.observation_spec, config.use_instruction)}
+  frame_shape = observation_spec["frame"][0]
+  if config.torso != "mlp" and len(frame_shape) != 3:
+    raise ValueError(f"The {config.torso} torso takes images [H, W, C]; "
+                     f"suite {suite!r} observes {list(frame_shape)}: use "
+                     "--torso=mlp.")
   return Experiment(suite=suite, levels=levels, config=config,
                     num_actions=spec.num_actions,
                     action_names=tuple(spec.action_names),

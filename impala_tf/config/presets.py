@@ -12,7 +12,7 @@ from typing import Optional, Union
 # The names a Config accepts. They live here, with no TensorFlow import, so
 # that flags can be checked (and errors reported) before TF starts; the
 # modules that implement them (networks.py, losses.py) import them from here.
-TORSOS = ("shallow", "deep")
+TORSOS = ("shallow", "deep", "mlp")  # mlp: flat vector observations [ours].
 # The dtype the torso computes in (networks.py); variables, optimiser state,
 # the core, the heads, V-trace and the losses stay float32.
 PRECISIONS = ("float32", "bfloat16")
@@ -58,6 +58,11 @@ FIELD_HELP = {
                                "whole batch's. 0: the whole batch at once. "
                                "With an LSTM each part runs the core's "
                                "sequential steps again.",
+    "torso": "The network's torso: shallow or deep (the paper's, for "
+             "images) or mlp (flat vector observations; --mlp_layers, "
+             "--mlp_units).",
+    "mlp_layers": "--torso=mlp: hidden layers.",
+    "mlp_units": "--torso=mlp: units per hidden layer.",
     "vtrace_lambda": "λ of Remark 2: every trace c_t is multiplied by it "
                      "(1: the paper's runs). It applies to every "
                      "--correction: those that do not correct the target "
@@ -75,6 +80,8 @@ class Config:
 
   # Network.
   torso: str = "shallow"
+  mlp_layers: int = 2  # [ours] --torso=mlp only.
+  mlp_units: int = 64  # [ours] --torso=mlp only.
   precision: str = "float32"  # [ours] the paper trained in float32.
   use_lstm: bool = True
   use_instruction: bool = False
@@ -320,8 +327,28 @@ CATCH = ATARI.replace(
     learner_microbatch_size=0,  # [ours] small frames: nothing to save.
 )
 
+# Your own environments (`impala_tf/suites/custom.py`): Gymnasium ids and
+# dm_env factories, whose frames are environment steps. Vector observations
+# (CartPole and the like) get the MLP torso; the values are the Catch
+# preset's where they carry over, tuned on CartPole-v1 (docs/results.md).
+GYMNASIUM = CATCH.replace(
+    torso="mlp",               # [ours] flat vector observations.
+    mlp_layers=2,              # [ours]
+    mlp_units=64,              # [ours]
+    learning_rate=1e-2,        # [ours] as Catch: TF1's RMSProp starts slow.
+    entropy_cost=0.01,         # [ours] Table G.1's.
+    total_frames=500_000,      # [ours] CartPole-v1: 500 by about 350k.
+)
+# Image observations of such environments: the paper's shallow Atari agent
+# with the frames counted as environment steps.
+GYMNASIUM_IMAGE = ATARI.replace(
+    frames_per_step=1,         # [ours] frames are environment steps.
+    total_frames=10_000_000,   # [ours]
+)
+
 PRESETS = {"atari": ATARI, "atari_multitask": ATARI_MULTITASK,
-           "catch": CATCH,
+           "catch": CATCH, "gymnasium": GYMNASIUM,
+           "gymnasium_image": GYMNASIUM_IMAGE,
            "dmlab_single_task": DMLAB_SINGLE_TASK, "dmlab30": DMLAB30,
            "dmlab30_paper_clipping": DMLAB30_PAPER_CLIPPING}
 

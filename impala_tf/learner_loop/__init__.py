@@ -81,5 +81,5 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
   loop = loop_lib.LearnerLoop(experiment, learner, channels.queue, parts,
                               stop=stop, log=log)
   result = loop.run()
-  log(progress.done_line(result))
+  log(progress.done_line(result, experiment.config.total_frames))
   return result

@@ -67,7 +67,9 @@ class ProgressReporter(base.LoopPart):
       loop.log(f"waiting for actors: no trajectory for {waited:.0f} s"
                + "".join(f"; {loop.status[key]}"
                          for key in sorted(loop.status) if loop.status[key]))
-      self._last = (now, last_frames, last_updates, last_wait)
+      # The wait so far belongs to this heartbeat's interval, not the next
+      # progress line's (which then read more than 100%).
+      self._last = (now, last_frames, last_updates, loop.wait_s)
       return
     frames, updates = loop.num_frames, loop.num_updates
     fps = (frames - last_frames) / elapsed
@@ -76,7 +78,9 @@ class ProgressReporter(base.LoopPart):
         frames=frames, fps=fps,
         updates_per_s=(updates - last_updates) / elapsed,
         queue_fill=loop.trajectory_queue.size() / self.queue_capacity,
-        learner_wait=(loop.wait_s - last_wait) / elapsed,
+        # A wait is counted when it ends, so one that began in the last
+        # interval could push this one past 100%.
+        learner_wait=min(1.0, (loop.wait_s - last_wait) / elapsed),
         lag_mean=float(lag.mean()), lag_max=int(lag.max()),
         logs={k: float(v) for k, v in self._logs.items() if k != "finite"},
         counters=dict(loop.counters))
@@ -104,12 +108,14 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
   """The one-line summary of `ProgressReporter.tick`."""
   logs = progress["logs"]
   finite = [v for v in mean_returns.values() if not math.isnan(v)]
-  if len(mean_returns) == 1:
+  if not finite:
+    returns = "no games yet"
+  elif len(mean_returns) == 1:
     (value,) = mean_returns.values()
     returns = f"return {value:.2f}"
   else:
     returns = (f"return (mean of {len(finite)}/{len(mean_returns)} levels) "
-               f"{np.mean(finite) if finite else math.nan:.2f}")
+               f"{np.mean(finite):.2f}")
   counters = "".join(f" | {name.replace('_', ' ')} {value:,}"
                      for name, value in progress.get("counters", {}).items()
                      if value)
@@ -118,7 +124,8 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
       f"{progress['updates_per_s']:.1f} upd/s | queue "
       f"{progress['queue_fill']:.0%} | learner waits "
       f"{progress['learner_wait']:.0%} | lag {progress['lag_mean']:.1f} "
-      f"(max {progress['lag_max']}) | {returns} ({num_episodes} eps) | "
+      f"(max {progress['lag_max']}) | {returns}"
+      f"{f' ({num_episodes} eps)' if finite else ''} | "
       f"loss {logs.get('total_loss', math.nan):.3g} pg "
       f"{logs.get('pg_loss', math.nan):.3g} base "
       f"{logs.get('baseline_loss', math.nan):.3g} ent "
@@ -151,10 +158,20 @@ def write_summaries(writer, progress: dict, lag: np.ndarray,
       tf.summary.scalar(f"counters/{name}", value)
 
 
-def done_line(result) -> str:
-  """The final line of a run (`loop.TrainingResult`)."""
-  return (f"Done: {result.num_frames:,} frames, {result.num_updates:,} "
-          f"updates in {format_duration(result.elapsed_s)}; mean return over "
+def done_line(result, total_frames: int = 0) -> str:
+  """The final line of a run (`loop.TrainingResult`): "Done: ..." when it
+  spent its `total_frames`, "Stopped at ..." when it was stopped before
+  (SIGTERM, Ctrl-C), saying that the same command resumes it."""
+  if result.num_frames < total_frames:
+    head = (f"Stopped at {result.num_frames:,} of {total_frames:,} frames "
+            f"after {result.num_updates:,} updates in "
+            f"{format_duration(result.elapsed_s)}; the same command resumes "
+            "it")
+  else:
+    head = (f"Done: {result.num_frames:,} frames, {result.num_updates:,} "
+            f"updates in {format_duration(result.elapsed_s)}")
+  return (f"{head}; mean return over "
           f"the last {episodes.RETURN_WINDOW} episodes: " + ", ".join(
               f"{level} {value:.2f} ({result.episodes[level]} episodes)"
+              if result.episodes[level] else f"{level} no games yet"
               for level, value in result.mean_returns.items()))

@@ -84,15 +84,19 @@ def _quotas(episodes: int, num_envs: int) -> np.ndarray:
 
 
 def play(policy: Policy, env, episodes: int, greedy: bool = False,
-         progress: Optional[Callable[[list], None]] = None) -> list[float]:
+         progress: Optional[Callable[[list], None]] = None,
+         recorder: Optional["Recorder"] = None) -> list[float]:
   """Plays `episodes` episodes on the batched evaluation `env`; returns
-  their scores (the environment's `episode_return`)."""
+  their scores (the environment's `episode_return`). A `recorder` gets
+  every step's frames (`env.render()`) while it wants them."""
   quotas = _quotas(episodes, env.num_envs)
   returns: list[list[float]] = [[] for _ in range(env.num_envs)]
   out = env.reset()
   state = policy.initial_state(env.num_envs)
   prev_action = np.zeros(env.num_envs, np.int32)
   while any(len(r) < q for r, q in zip(returns, quotas)):
+    if recorder is not None and recorder.wants_frames:
+      recorder.add(env.render())
     step_type = np.where(out.done, STEP_TYPE_FIRST, STEP_TYPE_MID)
     prev_action, state = policy.step(out.observation, prev_action, out.reward,
                                      step_type, state, greedy)
@@ -101,9 +105,49 @@ def play(policy: Policy, env, episodes: int, greedy: bool = False,
     for i in finished:
       if len(returns[i]) < quotas[i]:
         returns[i].append(float(out.episode_return[i]))
+      if recorder is not None:
+        recorder.finished(i, float(out.episode_return[i]),
+                          int(out.episode_length[i]))
     if finished.size and progress is not None:
       progress([x for r in returns for x in r])
   return [x for r in returns for x in r]
+
+
+class Recorder:
+  """Keeps each environment's frames of its episode under way and writes
+  the first `count` episodes to finish as MP4 files in `directory`
+  (`records.video`), their returns in the file names.
+
+  Attributes:
+    videos: one {"episode", "return", "length", "path"} per file written.
+  """
+
+  def __init__(self, level: str, count: int, directory: str, num_envs: int):
+    self.level, self.count, self.directory = level, int(count), directory
+    self._frames: list[list[np.ndarray]] = [[] for _ in range(num_envs)]
+    self.videos: list[dict] = []
+
+  @property
+  def wants_frames(self) -> bool:
+    return len(self.videos) < self.count
+
+  def add(self, frames) -> None:
+    for episode_frames, frame in zip(self._frames, frames):
+      episode_frames.append(np.asarray(frame))
+
+  def finished(self, env_index: int, episode_return: float,
+               length: int) -> None:
+    frames, self._frames[env_index] = self._frames[env_index], []
+    if not self.wants_frames:
+      return
+    from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+    episode = len(self.videos) + 1
+    path = video.write_mp4(os.path.join(
+        self.directory, video.file_name(self.level, episode, episode_return)),
+        frames)
+    self.videos.append({"episode": episode, "return": episode_return,
+                        "length": length, "frames": len(frames),
+                        "path": path})
 
 
 class _Progress:
@@ -141,11 +185,13 @@ def _duration(seconds: float) -> str:
 def evaluate(policy: Policy, levels: Optional[Sequence[str]] = None, *,
              episodes: Optional[int] = None, num_envs: int = 8,
              seed: int = 0, greedy: bool = False,
-             log: Callable[[str], None] = print, show_progress: bool = True
-             ) -> dict:
+             log: Callable[[str], None] = print, show_progress: bool = True,
+             video: int = 0, video_dir: Optional[str] = None) -> dict:
   """Evaluates `policy` on `levels` (default its own) for `episodes` per
   level (default the suite's `eval_episodes`); returns the report that
-  `eval.json` holds."""
+  `eval.json` holds. With `video`, the first `video` episodes of each
+  level are written as MP4 files to `video_dir` (their paths and returns
+  in the report's "videos")."""
   from impala_tf import suites  # pylint: disable=g-import-not-at-top
   if episodes is not None and episodes < 1:
     raise EvaluationError(f"--episodes must be at least 1, got {episodes}.")
@@ -157,6 +203,14 @@ def evaluate(policy: Policy, levels: Optional[Sequence[str]] = None, *,
     episodes = suite.eval_episodes
   levels = suite.resolve_levels(levels or meta["levels"])
   options = dict(meta["config"].get("env_options", {}))
+  # The suite's own check of the run's options (custom suites read their
+  # reference scores there).
+  options = suite.check_options(levels, options)
+  if video:
+    from impala_tf.records import video as video_lib  # pylint: disable=g-import-not-at-top
+    video_lib.check_encoder()
+    if "render_mode" in suite.extra_option_keys:
+      options["render_mode"] = "rgb_array"  # Gymnasium's RGB frames.
   unavailable = suite.unavailable_levels(levels, options, evaluation=True)
   if unavailable:
     raise EvaluationError(
@@ -178,7 +232,10 @@ def evaluate(policy: Policy, levels: Optional[Sequence[str]] = None, *,
             f"{env.num_actions} with the policy's options {options}; "
             "evaluate levels with the policy's action set.")
       progress = _Progress(level, episodes) if show_progress else None
-      scores = np.array(play(policy, env, episodes, greedy, progress))
+      recorder = (Recorder(level, min(video, episodes), video_dir, num_envs)
+                  if video else None)
+      scores = np.array(play(policy, env, episodes, greedy, progress,
+                             recorder))
       if progress is not None:
         progress.close()
     finally:
@@ -190,6 +247,8 @@ def evaluate(policy: Policy, levels: Optional[Sequence[str]] = None, *,
         "max": float(scores.max()),
         "normalized_score": None if math.isnan(normalized) else normalized,
         "returns": scores.tolist()}
+    if recorder is not None:
+      report["levels"][level]["videos"] = recorder.videos
     log(level_line(level, report["levels"][level]))
   means = {level: r["mean"] for level, r in report["levels"].items()}
   report["suite_scores"] = suite.suite_scores(means)

@@ -20,6 +20,9 @@ from impala_tf.roles import common
 # In an actor that lost its learner and re-executed itself to wait for it
 # (`wait_for_learner`): when the outage began (seconds since the epoch).
 OUTAGE_ENV = "IMPALA_TF_LEARNER_LOST_AT"
+# Set by local mode for its children: the learner is the launcher's child
+# too, and never comes back once it ended (`roles.local`).
+LOCAL_RUN_ENV = "IMPALA_TF_LOCAL_RUN"
 
 
 def run(plan: plan_lib.RunPlan) -> None:
@@ -117,7 +120,9 @@ def outage_start():
 def wait_for_learner(plan: plan_lib.RunPlan, loss: str, lost_at):
   """Waits for a learner that went away: re-executes this process (same
   pid, same command line and environment) to reconnect, or with
-  --learner_wait_s=0 raises `LearnerLostError` (exit code 1).
+  --learner_wait_s=0 raises `LearnerLostError` (exit code 1). In local
+  mode it stops at once (exit code 0): the launcher ends the run with its
+  learner.
 
   Why a new process image: TF's remote eager context cannot be pointed at a
   restarted server in-process (its ops keep failing on the old
@@ -126,6 +131,11 @@ def wait_for_learner(plan: plan_lib.RunPlan, loss: str, lost_at):
   `lost_at` is when an ongoing outage began (None: a new one).
   """
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+  if os.environ.get(LOCAL_RUN_ENV):
+    # Local mode: the launcher ends the run with its learner (on purpose
+    # or not) and says why; no learner comes back to wait for.
+    common.log(f"Actor {plan.task}: the learner ended; stopping.")
+    sys.exit(0)
   if plan.learner_wait_s <= 0:
     raise server_lib.LearnerLostError(f"{loss}; stopping.")
   if lost_at is None:

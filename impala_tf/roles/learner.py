@@ -26,8 +26,8 @@ def run(plan: plan_lib.RunPlan) -> None:
     common.log(f"Precision {exp.config.precision}: {note}")
   server = server_lib.LearnerServer.start(plan.port)
   common.log(
-      f"Learner: TF server on port {plan.port}; {exp.suite} "
-      f"{','.join(exp.levels)}; {exp.config.torso} network; batch "
+      f"Learner: TF server on port {plan.port}; {_what(exp)}; "
+      f"{exp.config.torso} network; batch "
       f"{exp.config.batch_size}, unroll {exp.config.unroll_length}; queue "
       f"capacity {plan.queue_capacity}, actors start below "
       f"{plan.actor_start_below}; {exp.config.total_frames:,} frames.")
@@ -41,3 +41,11 @@ def run(plan: plan_lib.RunPlan) -> None:
       checkpoint_interval_s=plan.loop.checkpoint_interval_s, stop=stop,
       log=common.log, max_nonfinite_updates=plan.loop.max_nonfinite_updates,
       extra_parts=common.extra_parts(plan))
+
+
+def _what(exp) -> str:
+  """The suite and its levels, each name once ("catch", not "catch
+  catch")."""
+  if exp.levels == (exp.suite,):
+    return exp.suite
+  return f"{exp.suite} {','.join(exp.levels)}"

@@ -65,7 +65,9 @@ def _supervise(plan: plan_lib.RunPlan, this: list[str]) -> int:
   from impala_tf.records import run_dir  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import isolation  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import processes  # pylint: disable=g-import-not-at-top
+  from impala_tf.roles import actor  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
+  os.environ[actor.LOCAL_RUN_ENV] = "1"  # For the children.
   template = _start_template(plan)
   supervisor = processes.Supervisor(
       log=common.log,
@@ -94,6 +96,12 @@ def _supervise(plan: plan_lib.RunPlan, this: list[str]) -> int:
                f"error, so the run stopped: {outcome.crash_loop}")
     common.mark_failed(plan.logdir, message)
     raise errors.RunError(message)
+  if outcome.returncode:
+    # The learner's own reason, as the run's last line: the actors it
+    # left said their last words before the supervisor stopped them.
+    cause = supervisor.cause("learner")
+    raise errors.RunError(f"the learner {cause}" if outcome.returncode < 0
+                          else cause)
   return exit_code(outcome)
 
 

@@ -64,11 +64,23 @@ class CpuInfo:
     return bool(self.flags & _TF_ONEDNN_DEFAULT_FLAGS)
 
   def describe(self) -> str:
-    """E.g. "AMD EPYC, 2 cores, AVX2 FMA (no AVX-512)"."""
-    extensions = " ".join(self.extensions) or "no AVX2"
+    """E.g. "AMD EPYC, 2 cores, AVX2 FMA (no AVX-512)", or "..., AVX2 FMA
+    AVX-512 (VNNI, BF16) AMX (BF16)": each extension named once, with the
+    parts of a family in brackets."""
+    words, families = [], {}
+    for name in self.extensions:
+      family, _, part = name.partition(" ")
+      if part and family in families:
+        families[family].append(part)
+      else:
+        families[name] = []
+        words.append(name)
+    text = " ".join(
+        f"{w} ({', '.join(families[w])})" if families[w] else w
+        for w in words) or "no AVX2"
     if not self.has_avx512:
-      extensions += " (no AVX-512)"
-    return f"{self.model}, {self.cores} cores, {extensions}"
+      text += " (no AVX-512)"
+    return f"{self.model}, {self.cores} cores, {text}"
 
 
 def precision_note(precision: str, info: CpuInfo) -> Optional[str]:

@@ -230,6 +230,12 @@ class Supervisor:
     line = line[len(_ERROR_PREFIX):] if line.startswith(_ERROR_PREFIX) else line
     return line or f"exit {_describe(code)}"
 
+  def cause(self, name: str) -> str:
+    """Why child `name` exited (it has): its last error line, where a
+    signal killed it, or its exit status (see `_cause`)."""
+    child = self._children[name]
+    return self._cause(child, child.popen.returncode)
+
   @staticmethod
   def _says(child: _Child, code: int, cause: str) -> str:
     """How the supervisor says a child ended: "actor 0 (pid 7) killed by

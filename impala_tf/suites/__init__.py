@@ -30,6 +30,8 @@ _BUILTIN = {
     "atari57": "atari57.suite",
     "dmlab30": "dmlab30.suite",
     "catch": "impala_tf.suites.catch",
+    "gymnasium": "impala_tf.suites.custom",
+    "dm_env": "impala_tf.suites.custom",
 }
 ENTRY_POINT_GROUP = "impala_tf.suites"
 

@@ -258,3 +258,25 @@ def test_game_over_is_told_from_life_loss_terminals():
       previous_frame_number=np.array([100, 500, 900, 1000, 108000, 200]))
   np.testing.assert_array_equal(game_over,
                                 [False, True, True, True, True, False])
+
+
+def test_colour_frames_for_videos_show_the_game_the_agent_plays():
+  # A second emulator with the same seed and actions, in full colour: its
+  # frame, made grey and small, is the agent's newest frame.
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  env = atari57.make_batched("pong", 2, seed=3, render_mode="rgb_array")
+  out = env.reset()
+  rng = np.random.default_rng(0)
+  for _ in range(60):
+    out = env.step(rng.integers(0, env.num_actions, 2).astype(np.int32))
+  colour = env.render()
+  assert colour.shape == (2, 210, 160, 3) and colour.dtype == np.uint8
+  for i in range(2):
+    grey = (colour[i].astype(np.float32) @ np.array([0.299, 0.587, 0.114])
+            ).astype(np.uint8)
+    small = np.asarray(Image.fromarray(grey).resize((84, 84)), np.float64)
+    newest = out.observation["frame"][i, ..., -1].astype(np.float64)
+    assert np.corrcoef(small.ravel(), newest.ravel())[0, 1] > 0.99
+  env.close()
+  with pytest.raises(ValueError, match="render_mode"):
+    atari57.make_batched("pong", 1, render_mode="human")

@@ -36,6 +36,9 @@ def test_cpu_description_names_model_extensions_and_cores(tmp_path):
   xeon = _info(tmp_path, _SAPPHIRE_RAPIDS)
   assert xeon.extensions == ("AVX2", "FMA", "AVX-512", "AVX-512 VNNI",
                              "AVX-512 BF16", "AMX", "AMX BF16")
+  # Each extension once, a family's parts in brackets.
+  assert xeon.describe() == (f"{xeon.model}, {os.cpu_count()} cores, AVX2 "
+                             "FMA AVX-512 (VNNI, BF16) AMX (BF16)")
   assert xeon.tf_enables_onednn
   assert cpu.read_cpu_info(str(tmp_path / "missing")).model == "unknown"
 

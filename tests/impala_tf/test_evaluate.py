@@ -3,6 +3,7 @@ report whose files agree with the printed lines."""
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -132,3 +133,54 @@ def test_the_number_of_episodes_comes_from_the_suite_unless_given(
 def test_quotas_split_episodes_evenly_over_environments():
   np.testing.assert_array_equal(evaluation._quotas(10, 4), [3, 3, 2, 2])  # pylint: disable=protected-access
   np.testing.assert_array_equal(evaluation._quotas(3, 3), [1, 1, 1])  # pylint: disable=protected-access
+
+
+def test_videos_of_a_trained_policy_are_playable_and_as_long_as_their_episodes(
+    trained_catch_run, tmp_path):
+  run, _ = trained_catch_run
+  result = subprocess.run(
+      [sys.executable, "-m", "impala_tf.evaluate", f"--logdir={run}",
+       "--episodes=4", "--num_envs=2", "--video=2",
+       f"--output={tmp_path}"], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+  report = json.loads((tmp_path / "eval.json").read_text())
+  videos = report["levels"]["catch"]["videos"]
+  assert [v["episode"] for v in videos] == [1, 2]
+  files = sorted((tmp_path / "videos").glob("*.mp4"))
+  assert len(files) == 2
+  for entry in videos:
+    path = entry["path"]
+    assert os.path.basename(path) == (
+        f"catch-episode{entry['episode']}-return{entry['return']:g}.mp4")
+    assert entry["return"] in report["levels"]["catch"]["returns"]
+    # One frame per step the policy took in that episode.
+    assert video.count_frames(path) == entry["length"] == entry["frames"]
+    assert entry["length"] > 1
+
+
+_WITHOUT_IMAGEIO = """
+import importlib.abc, runpy, sys
+class _Missing(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] in ("imageio", "imageio_ffmpeg"):
+      raise ImportError(f"No module named {name!r}")
+    return None
+sys.meta_path.insert(0, _Missing())
+sys.argv = ["evaluate"] + sys.argv[1:]
+runpy.run_module("impala_tf.evaluate", run_name="__main__")
+"""
+
+
+def test_a_video_without_the_encoder_is_one_line_naming_the_extra(
+    trained_catch_run, tmp_path):
+  run, _ = trained_catch_run
+  result = subprocess.run(
+      [sys.executable, "-c", _WITHOUT_IMAGEIO, f"--logdir={run}", "--video=1",
+       f"--output={tmp_path}"], capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-3000:]
+  (line,) = result.stderr.strip().splitlines()
+  assert line.startswith("impala_tf.evaluate: error: --video needs the video "
+                         "encoder"), line
+  assert "pip install 'impala_tf[video]'" in line
+  assert not (tmp_path / "eval.json").exists()

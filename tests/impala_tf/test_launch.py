@@ -366,3 +366,57 @@ def test_children_get_the_resolved_logdir_once():
   args = ["--suite=catch", "--logdir=a", "--logdir", "b", "--logdirx=c"]
   assert local.without_flag(args, "logdir") == ["--suite=catch",
                                                 "--logdirx=c"]
+
+
+# A CPU extension named twice on one line ("AVX-512 AVX-512 VNNI").
+_REPEATED_WORD = re.compile(r"\b(AVX-512|AMX) [^;]*\b\1\b")
+
+
+@pytest.mark.slow
+def test_the_first_screen_reads_cleanly(tmp_path):
+  # Episodes far longer than the run: no game ends while it trains.
+  launch = Launch(tmp_path, "--suite=dm_env",
+                  "--env_factory=impala_tf.testing.small_envs:countdown",
+                  '--env_kwargs={"length": 1000000}', "--num_actors=1",
+                  "--total_frames=20000")
+  assert launch.finish(timeout_s=300) == 0, launch.output
+  learner = next(l for l in launch.lines if l.startswith("Learner on "))
+  assert not _REPEATED_WORD.search(learner), learner
+  assert re.search(r"^Learner: TF server on port \d+; dm_env; mlp network;",
+                   launch.output, re.MULTILINE), launch.output
+  progress = [l for l in launch.lines if l.startswith("frames ")]
+  assert progress, launch.output
+  for line in progress:
+    assert "| no games yet |" in line and "nan" not in line, line
+    share = int(re.search(r"learner waits (\d+)%", line).group(1))
+    assert share <= 100, line
+  assert launch.lines[-1].endswith("dm_env no games yet"), launch.lines[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending", ["completed", "stopped", "diverged"])
+def test_a_local_run_ends_with_its_own_reason(tmp_path, ending):
+  flags = ["--suite=catch", "--num_actors=2", "--total_frames=64000"]
+  if ending == "diverged":
+    flags.append("--learning_rate=1e3")
+  launch = Launch(tmp_path, *flags)
+  if ending == "stopped":
+    launch.wait_for(r"^frames [\d,]+ ")
+    launch.proc.send_signal(signal.SIGTERM)
+  code = launch.finish(timeout_s=300)
+  last = launch.lines[-1]
+  if ending == "completed":
+    assert code == 0 and last.startswith("Done: "), launch.output
+  elif ending == "stopped":
+    assert code == 128 + signal.SIGTERM, launch.output
+    assert re.match(r"Stopped at [\d,]+ of 64,000 frames after \d+ updates "
+                    r"in .*; the same command resumes it; mean return", last)
+  else:
+    assert code == 1, launch.output
+    assert last.startswith("impala_tf.launch: error: The run diverged: "), (
+        launch.output)
+  assert launch.result()["status"] == ending
+  # The actors were not told to wait for a learner that ended on purpose.
+  assert "waiting up to" not in launch.output, launch.output
+  assert not [l for l in launch.lines if "lost the learner" in l], (
+      launch.output)
