@@ -18,12 +18,13 @@ pytestmark = pytest.mark.skipif(real_engine.reason() is not None,
                                 reason=str(real_engine.reason()))
 
 # The quick start's DMLab command (`--suite=dmlab30 --levels=
-# rooms_collect_good_objects`: the single-task preset, deep network with
-# LSTM and instruction), made small: a few hundred frames an update, and
-# enough frames that each environment plays its first 900-step episode.
+# rooms_collect_good_objects`: the single-task preset with its LSTM and
+# instruction encoder), made small for the test: the shallow torso, one
+# environment, a few hundred frames an update, and enough frames that the
+# environment plays its first 900-step episode (3,600 frames).
 SMALL_RUN = ("--suite=dmlab30", "--levels=rooms_collect_good_objects",
-             "--num_actors=1", "--envs_per_actor=2", "--unroll_length=20",
-             "--batch_size=4", "--total_frames=10000")
+             "--num_actors=1", "--envs_per_actor=1", "--torso=shallow",
+             "--unroll_length=20", "--batch_size=4", "--total_frames=4800")
 
 
 def _engine_env(tmp_path, **extra):
@@ -49,8 +50,8 @@ def test_a_small_dmlab_run_trains_on_the_real_engine(tmp_path, mode):
                    r"over the last 100 episodes: rooms_collect_good_objects "
                    r"(-?[\d.]+) \((\d+) episodes\)$", launch.lines[-1])
   assert done, launch.output
-  assert int(done.group(1).replace(",", "")) >= 10_000
-  assert int(done.group(3)) >= 2  # Each environment finished an episode.
+  assert int(done.group(1).replace(",", "")) >= 4800
+  assert int(done.group(3)) >= 1  # The environment finished an episode.
   assert launch.result()["status"] == "completed"
 
 

@@ -396,7 +396,8 @@ def test_the_first_screen_reads_cleanly(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("ending", ["completed", "stopped", "diverged"])
 def test_a_local_run_ends_with_its_own_reason(tmp_path, ending):
-  flags = ["--suite=catch", "--num_actors=2", "--total_frames=64000"]
+  total = 100_000_000 if ending == "stopped" else 25_600
+  flags = ["--suite=catch", "--num_actors=2", f"--total_frames={total}"]
   if ending == "diverged":
     flags.append("--learning_rate=1e3")
   launch = Launch(tmp_path, *flags)
@@ -409,8 +410,9 @@ def test_a_local_run_ends_with_its_own_reason(tmp_path, ending):
     assert code == 0 and last.startswith("Done: "), launch.output
   elif ending == "stopped":
     assert code == 128 + signal.SIGTERM, launch.output
-    assert re.match(r"Stopped at [\d,]+ of 64,000 frames after \d+ updates "
-                    r"in .*; the same command resumes it; mean return", last)
+    assert re.match(r"Stopped at [\d,]+ of 100,000,000 frames after \d+ "
+                    r"updates in .*; the same command resumes it; mean "
+                    r"return", last), launch.output
   else:
     assert code == 1, launch.output
     assert last.startswith("impala_tf.launch: error: The run diverged: "), (
