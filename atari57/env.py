@@ -103,16 +103,17 @@ class AtariOptions:
                        f"{self.max_episode_frames}.")
 
 
-# The emulator's own frames, in colour: what `render_mode="rgb_array"`
-# records.
+# The emulator's own frames, in colour and as the screen shows them (the
+# last frame of each agent step, not the max over two the agent sees):
+# what `render_mode="rgb_array"` records.
 FULL_COLOUR = dict(img_height=210, img_width=160, grayscale=False,
-                   stack_num=1)
+                   stack_num=1, maxpool=False)
 
 
 def _vector_env(game: str, num_envs: int, options: AtariOptions,
                 num_threads: int, **frames) -> ale_vector_env.AtariVectorEnv:
   shape = dict(img_height=FRAME_SHAPE[0], img_width=FRAME_SHAPE[1],
-               grayscale=True, stack_num=FRAME_SHAPE[2])
+               grayscale=True, stack_num=FRAME_SHAPE[2], maxpool=True)
   shape.update(frames)
   return ale_vector_env.AtariVectorEnv(
       game,
@@ -123,7 +124,6 @@ def _vector_env(game: str, num_envs: int, options: AtariOptions,
       full_action_space=options.full_action_space,
       autoreset_mode=AutoresetMode.SAME_STEP,
       frameskip=ACTION_REPEAT,
-      maxpool=True,
       noop_max=options.noop_max,
       episodic_life=False,
       life_loss_info=True,

@@ -174,3 +174,25 @@ def test_cartpole_learns_through_the_launcher(tmp_path, mode):
   assert last.startswith("Done: "), last
   final = float(last.split("CartPole-v1 ")[1].split(" ")[0])
   assert final >= 400.0, result.stdout[-3000:]
+
+
+def test_a_gymnasium_atari_id_plays_the_atari57_game_frame_for_frame():
+  # The same preprocessing on both sides: 4 frames a step, no sticky
+  # actions, no no-op starts, the screen's own colour frames (atari57's
+  # for videos). Pong's minimal action set has the same order in both.
+  from atari57 import env as atari_env  # pylint: disable=g-import-not-at-top
+  ours = atari_env.make_batched("pong", 1, seed=3, noop_max=0,
+                                render_mode="rgb_array")
+  theirs = custom.GymnasiumEnv("ALE/Pong-v5", seed=3, env_kwargs={
+      "frameskip": 4, "repeat_action_probability": 0.0})
+  assert theirs.num_actions == ours.num_actions == 6
+  ours.reset()
+  theirs.reset()
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    action = int(rng.integers(0, 6))
+    ours.step(np.array([action], np.int32))
+    np.testing.assert_array_equal(theirs.step(action).observation,
+                                  ours.render()[0])
+  ours.close()
+  theirs.close()
