@@ -78,7 +78,7 @@ def _supervise(plan: plan_lib.RunPlan, this: list[str]) -> int:
     if not isolation.is_isolated():
       common.log(isolation.exposure_warning(port))
     supervisor.start("learner", this + ["--job=learner", f"--port={port}"],
-                     grace_s=LEARNER_STOP_GRACE_S)
+                     grace_s=LEARNER_STOP_GRACE_S, hold_error_line=True)
     for task in range(plan.num_actors):
       supervisor.start(f"actor_{task}", this + [
           "--job=actor", f"--task={task}",

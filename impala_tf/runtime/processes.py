@@ -57,6 +57,9 @@ class _Child:
   restart: bool
   grace_s: float | None = None  # None: the supervisor's.
   log_path: str | None = None  # None: the supervisor's logdir/<name>.log.
+  # Its "impala_tf.launch: error: ..." lines are kept for the supervisor's
+  # owner to report (`cause`), not copied to stderr: said once, last.
+  hold_error_line: bool = False
   popen: subprocess.Popen | template_lib.ForkedChild | None = None
   started_at: float = 0.0
   restarts: int = 0
@@ -121,21 +124,24 @@ class Supervisor:
   def start(self, name: str, argv: Sequence[str], *, restart: bool = False,
             env: Mapping[str, str] | None = None,
             grace_s: float | None = None,
-            log_path: str | os.PathLike | None = None) -> int:
+            log_path: str | os.PathLike | None = None,
+            hold_error_line: bool = False) -> int:
     """Starts ``argv`` as child ``name``; returns its pid. With
     ``restart=True`` it is restarted (with backoff) whenever it exits while
     the supervisor runs (``poll``/``run_until``). ``grace_s``: how long it
     may take to stop after SIGTERM (default: the supervisor's).
     ``log_path``: the file its stdout and stderr are appended to (default
     ``logdir/<name>.log`` with a logdir, else stderr through this
-    process)."""
+    process). ``hold_error_line``: its own one-line errors are not copied to
+    stderr but left for the caller to report through ``cause``."""
     if name in self._children and self._alive(self._children[name]):
       raise ValueError(f"a child named {name!r} is already running")
     if not argv:
       raise ValueError(f"child {name!r}: empty command line")
     child = _Child(name, list(argv), dict(env) if env is not None else None,
                    restart, grace_s=grace_s, backoff_s=self.restart_backoff_s,
-                   log_path=os.fspath(log_path) if log_path else None)
+                   log_path=os.fspath(log_path) if log_path else None,
+                   hold_error_line=hold_error_line)
     self._children[name] = child
     self._spawn(child)
     return child.popen.pid
@@ -208,9 +214,10 @@ class Supervisor:
     """Copies a child's stderr to ours, line by line, keeping its last
     non-empty lines."""
     for raw in iter(stream.readline, b""):
-      sys.stderr.buffer.write(raw)
-      sys.stderr.flush()
       line = raw.decode(errors="replace").rstrip()
+      if not (child.hold_error_line and line.startswith(_ERROR_PREFIX)):
+        sys.stderr.buffer.write(raw)
+        sys.stderr.flush()
       if line.strip():
         child.last_errors.append(line)
     stream.close()

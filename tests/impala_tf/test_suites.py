@@ -23,7 +23,8 @@ def test_builtin_suites_are_found_by_name():
 
 def test_unknown_suite_names_the_accepted_ones():
   with pytest.raises(ValueError, match=r"Unknown suite 'atari'; expected one "
-                     r"of atari57, catch, dmlab30\. Did you mean 'atari57'"):
+                     r"of atari57, catch, dm_env, dmlab30, gymnasium\. Did you mean "
+                     r"'atari57'"):
     suites.get("atari")
 
 
