@@ -23,15 +23,25 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 @pytest.fixture
-def cpu_hog():
-  """Keeps every core busy while a test runs (fault tests must not depend
-  on a quiet machine); the hogs end with the test."""
-  hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-          for _ in range(os.cpu_count() or 1)]
-  yield hogs
+def cpu_hogs():
+  """Starts, when called, a process keeping each core busy until the test
+  ends (fault tests must not depend on a quiet machine)."""
+  hogs = []
+
+  def start():
+    hogs.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(os.cpu_count() or 1))
+
+  yield start
   for hog in hogs:
     hog.kill()
     hog.wait()
+
+
+@pytest.fixture
+def cpu_hog(cpu_hogs):  # pylint: disable=redefined-outer-name
+  """Keeps every core busy while a test runs."""
+  cpu_hogs()
 
 
 @pytest.fixture(autouse=True, scope="session")
