@@ -238,8 +238,16 @@ class GymnasiumEnv(dm_env.Environment):
 
   def render(self) -> np.ndarray:
     """The environment's RGB frame `[H, W, 3]` uint8 (made with
-    render_mode="rgb_array")."""
-    return np.asarray(self._env.render())
+    render_mode="rgb_array"). Raises `video.VideoUnavailableError` (one
+    line) where the environment's own drawing library is missing."""
+    import gymnasium  # pylint: disable=g-import-not-at-top
+    try:
+      return np.asarray(self._env.render())
+    except gymnasium.error.DependencyNotInstalled as e:
+      from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+      raise video.VideoUnavailableError(
+          f"--video: {self._env.spec.id} cannot draw its frames on this "
+          f"machine: {e}") from None
 
   def observation_spec(self):
     return self._observations.spec()

@@ -196,3 +196,22 @@ def test_a_gymnasium_atari_id_plays_the_atari57_game_frame_for_frame():
                                   ours.render()[0])
   ours.close()
   theirs.close()
+
+
+def test_a_gymnasium_env_that_cannot_draw_is_one_line_for_video():
+  import gymnasium  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+  env = custom.GymnasiumEnv("CartPole-v1", seed=0, render_mode="rgb_array")
+  env.reset()
+
+  def render():  # What classic control does without pygame.
+    raise gymnasium.error.DependencyNotInstalled(
+        'pygame is not installed, run `pip install "gymnasium[classic-control]"`')
+
+  env._env.render = render  # pylint: disable=protected-access
+  with pytest.raises(video.VideoUnavailableError,
+                     match=r"^--video: CartPole-v1 cannot draw its frames on "
+                     r"this machine: pygame is not installed, run `pip install "
+                     r'"gymnasium\[classic-control\]"`$'):
+    env.render()
+  env.close()
