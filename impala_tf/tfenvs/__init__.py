@@ -56,3 +56,76 @@ def split_seed(seed: tf.Tensor):
   """(the seed to carry on, a seed to draw with) from a `[2]` seed."""
   seeds = tf.random.experimental.stateless_split(seed, num=2)
   return seeds[0], seeds[1]
+
+
+class StepOutput(NamedTuple):
+  """A batch step in the paper's convention (`acting.envs.EnvOutput`): an
+  environment whose episode ended shows the next episode's first
+  observation with `done` True and the final reward."""
+  observation: Mapping[str, tf.Tensor]
+  reward: tf.Tensor           # [batch] float32
+  done: tf.Tensor             # [batch] bool: this observation starts a game.
+  episode_return: tf.Tensor   # [batch] float32: a game that ended here; NaN.
+  episode_length: tf.Tensor   # [batch] int32: its length; 0 elsewhere.
+  truncated: tf.Tensor        # [batch] bool: it ended by a time limit.
+  final_observation: Mapping[str, tf.Tensor]  # Its last observation.
+
+
+class Episodes(NamedTuple):
+  """The environments' state with the running returns and lengths."""
+  env_state: Any
+  returns: tf.Tensor  # [batch] float32
+  lengths: tf.Tensor  # [batch] int32
+
+
+def reset_batch(env: TFEnvironment, seed: tf.Tensor, batch_size: int):
+  """(episodes, output) for a new batch: every environment starts a game."""
+  state, timestep = env.reset(seed, batch_size)
+  output = StepOutput(
+      observation=timestep.observation, reward=tf.zeros([batch_size]),
+      done=tf.ones([batch_size], tf.bool),
+      episode_return=tf.fill([batch_size], float("nan")),
+      episode_length=tf.zeros([batch_size], tf.int32),
+      truncated=tf.zeros([batch_size], tf.bool),
+      final_observation=timestep.observation)
+  return Episodes(state, tf.zeros([batch_size]),
+                  tf.zeros([batch_size], tf.int32)), output
+
+
+def step_batch(env: TFEnvironment, episodes: Episodes, action: tf.Tensor):
+  """(episodes, output): one step of every environment in the paper's
+  convention. Where a game ends, the environment is stepped once more in
+  the same call to start the next one (a TF environment's step after LAST
+  is the next game's FIRST); elsewhere that second step is dropped."""
+  state, timestep = env.step(episodes.env_state, action)
+  ended = timestep.step_type == LAST
+  restarted, first = env.step(state, action)
+  state = _select(ended, restarted, state)
+  observation = {name: _where(ended, first.observation[name], value)
+                 for name, value in timestep.observation.items()}
+  returns = episodes.returns + timestep.reward
+  lengths = episodes.lengths + 1
+  output = StepOutput(
+      observation=observation, reward=timestep.reward, done=ended,
+      episode_return=tf.where(ended, returns, float("nan")),
+      episode_length=tf.where(ended, lengths, 0),
+      truncated=ended & (timestep.discount > 0),
+      final_observation=timestep.observation)
+  return Episodes(state, tf.where(ended, 0.0, returns),
+                  tf.where(ended, 0, lengths)), output
+
+
+def _where(mask, a, b):
+  """`tf.where` of `[batch]` mask over `[batch, ...]` values."""
+  mask = tf.reshape(mask, tf.concat(
+      [tf.shape(mask), tf.ones([tf.rank(a) - 1], tf.int32)], axis=0))
+  return tf.where(mask, a, b)
+
+
+def _select(mask, a, b):
+  """State `a` where `mask`, else `b`, field by field; the unbatched `seed`
+  field comes from `a` (it only moves a random stream on)."""
+  return type(a)(**{
+      name: (getattr(a, name) if name == "seed" else
+             _where(mask, getattr(a, name), getattr(b, name)))
+      for name in a._fields})
