@@ -21,7 +21,6 @@ import tensorflow as tf
 
 from impala_tf.agent import learner as learner_lib
 from impala_tf.agent import networks
-from impala_tf.agent import trajectory
 from impala_tf import tfenvs
 
 
@@ -187,10 +186,3 @@ class Anakin:
     # The next unroll starts at this one's last step, acted on again.
     return batch, Carry(episodes, output, prev_action, state_before, seed)
 
-
-def trajectory_specs(anakin: Anakin):
-  """The trajectory specs of one environment's unroll (for checks)."""
-  return trajectory.specs(anakin.config.unroll_length,
-                          anakin.env.num_actions,
-                          anakin.env.observation_spec,
-                          anakin.learner.network.use_lstm)
