@@ -87,3 +87,65 @@ def run_without_project(tmp_path, directory, steps, batch):
       env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
   assert result.returncode == 0, result.stderr[-3000:]
   return dict(np.load(tmp_path / "outputs.npz"))
+
+
+def check_run(logdir: str, steps: int, workdir) -> dict:
+  """Plays `steps` greedy steps of the run's first level (its test
+  version, with the evaluation mixer seed, for DMLab) with the run's
+  exported policy loaded as `evaluate` loads it, then feeds the same
+  observations to the policy loaded where this project cannot be imported.
+  Returns {"steps", "level", "same_actions", "max_logit_difference",
+  "instruction_words", "frames_trained"}."""
+  import os  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from impala_tf import suites  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import evaluation  # pylint: disable=g-import-not-at-top
+  policy_dir = os.path.join(logdir, "saved_model")
+  policy = evaluation.Policy(policy_dir)
+  meta = policy.metadata
+  suite = suites.get(meta["suite"])
+  level = meta["levels"][0]
+  env = suite.make_eval_env(level, 1, 0, {})
+  out = env.reset()
+  state = policy.initial_state(1)
+  prev_action = np.zeros(1, np.int32)
+  recorded, actions = [], []
+  for _ in range(steps):
+    step_type = np.where(out.done, 0, 1).astype(np.int32)
+    recorded.append(dict(
+        {name: np.asarray(out.observation[name])
+         for name in meta["config"]["observation_spec"]},
+        prev_action=prev_action.copy(),
+        prev_reward=np.asarray(out.reward, np.float32),
+        step_type=step_type))
+    prev_action, state = policy.step(out.observation, prev_action,
+                                     out.reward, step_type, state, True)
+    actions.append(int(prev_action[0]))
+    out = env.step(prev_action)
+  env.close()
+  saved = run_without_project(pathlib.Path(workdir), policy_dir, recorded, 1)
+  alone = [int(saved[f"{t}/action"][0]) for t in range(steps)]
+  words = sum(int((step.get("instruction", np.zeros(1)) > 0).sum())
+              for step in recorded)
+  return {"steps": steps, "level": level,
+          "same_actions": sum(a == b for a, b in zip(actions, alone)),
+          "instruction_words": words,
+          "frames_trained": int(saved["frames_trained"])}
+
+
+def main(argv):
+  """`python -m impala_tf.testing.standalone_policy RUN_DIR [STEPS]`."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  logdir = argv[1]
+  steps = int(argv[2]) if len(argv) > 2 else 200
+  with tempfile.TemporaryDirectory() as workdir:
+    result = check_run(logdir, steps, workdir)
+  print(f"{result['level']}: {result['same_actions']} of {result['steps']} "
+        f"greedy actions the same with the policy loaded where impala_tf "
+        f"cannot be imported ({result['instruction_words']} instruction "
+        f"words seen; policy trained {result['frames_trained']:,} frames).")
+  return 0 if result["same_actions"] == result["steps"] else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))
