@@ -173,7 +173,30 @@ class Observations:
 # ------------------------------------------------------------ environments
 
 
-class GymnasiumEnv(dm_env.Environment):
+class _Adapter(dm_env.Environment):
+  """What both adapters share: the wrapped environment `_env`, its
+  `num_actions` and the `Observations` that make its observations the
+  agent's."""
+
+  _env: Any
+  _observations: "Observations"
+  num_actions: int
+
+  @property
+  def frame_stack(self) -> int:
+    return self._observations.frame_stack
+
+  def observation_spec(self):
+    return self._observations.spec()
+
+  def action_spec(self):
+    return specs.DiscreteArray(self.num_actions, np.int32, name="action")
+
+  def close(self):
+    self._env.close()
+
+
+class GymnasiumEnv(_Adapter):
   """A Gymnasium environment with discrete actions as a `dm_env`
   environment (module docstring); `render()` gives its RGB frame."""
 
@@ -210,10 +233,6 @@ class GymnasiumEnv(dm_env.Environment):
     self._seeded = False
     self._needs_reset = True
 
-  @property
-  def frame_stack(self) -> int:
-    return self._observations.frame_stack
-
   def reset(self) -> dm_env.TimeStep:
     # Seeded once: later episodes continue the environment's own stream.
     raw, _ = self._env.reset(seed=None if self._seeded else self._seed)
@@ -249,14 +268,6 @@ class GymnasiumEnv(dm_env.Environment):
           f"--video: {self._env.spec.id} cannot draw its frames on this "
           f"machine: {e}") from None
 
-  def observation_spec(self):
-    return self._observations.spec()
-
-  def action_spec(self):
-    return specs.DiscreteArray(self.num_actions, np.int32, name="action")
-
-  def close(self):
-    self._env.close()
 
 
 def _register_ale(env_id: str) -> None:
@@ -267,7 +278,7 @@ def _register_ale(env_id: str) -> None:
     gymnasium.register_envs(ale_py)
 
 
-class DmEnvObservations(dm_env.Environment):
+class DmEnvObservations(_Adapter):
   """A user's `dm_env` environment, its observations made the agent's
   (module docstring): an array, or a dict with "frame"."""
 
@@ -290,10 +301,6 @@ class DmEnvObservations(dm_env.Environment):
                                       resize=_parse_resize(resize),
                                       stack=stack)
 
-  @property
-  def frame_stack(self) -> int:
-    return self._observations.frame_stack
-
   def _convert(self, timestep: dm_env.TimeStep) -> dm_env.TimeStep:
     raw = timestep.observation
     raw = raw["frame"] if isinstance(raw, Mapping) else raw
@@ -314,14 +321,6 @@ class DmEnvObservations(dm_env.Environment):
                        "videos.")
     return np.asarray(render())
 
-  def observation_spec(self):
-    return self._observations.spec()
-
-  def action_spec(self):
-    return specs.DiscreteArray(self.num_actions, np.int32, name="action")
-
-  def close(self):
-    self._env.close()
 
 
 def load_factory(path: str) -> Callable[..., dm_env.Environment]:
