@@ -317,8 +317,10 @@ class DmEnvObservations(_Adapter):
   def render(self) -> np.ndarray:
     render = getattr(self._env, "render", None)
     if render is None:
-      raise ValueError("This dm_env environment has no render() for "
-                       "videos.")
+      from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+      raise video.VideoUnavailableError(
+          f"--video: this dm_env environment ({type(self._env).__name__}) "
+          "has no render() giving its RGB frames.")
     return np.asarray(render())
 
 

@@ -215,3 +215,12 @@ def test_a_gymnasium_env_that_cannot_draw_is_one_line_for_video():
                      r'"gymnasium\[classic-control\]"`$'):
     env.render()
   env.close()
+
+
+def test_a_dm_env_without_render_is_one_line_for_video():
+  from impala_tf.records import video  # pylint: disable=g-import-not-at-top
+  env = custom.DmEnvObservations(small_envs.Countdown(3, "termination"))
+  with pytest.raises(video.VideoUnavailableError,
+                     match=r"^--video: this dm_env environment \(Countdown\) "
+                     r"has no render\(\) giving its RGB frames\.$"):
+    env.render()
