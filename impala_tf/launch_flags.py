@@ -106,8 +106,23 @@ def _define_process_flags(define):
   define.float("checkpoint_interval_s", 600.0, "Seconds between "
                "checkpoints (one is also written at the end).",
                lower_bound=1.0)
-  define.enum("run_mode", "processes", ["processes", "threads"],
-              "Local mode: actors as processes or as threads.")
+  define.enum("run_mode", "processes", ["processes", "threads", "anakin"],
+              "Local mode: actors as processes or as threads; anakin: "
+              "no actors, the environments written in TensorFlow are "
+              "stepped inside the learner's compiled program "
+              "(impala_tf/anakin; catch and CartPole-v1).")
+  define.integer("anakin_replicas", 0, "Anakin mode: replicas the batch "
+                 "is split over, gradients all-reduced (0: every GPU, "
+                 "else the CPU as one device; N > 1 on a CPU splits it "
+                 "into N logical devices).", lower_bound=0)
+  define.integer("anakin_iterations", 4, "Anakin mode: unrolls and "
+                 "updates per call of the compiled program (progress, "
+                 "checkpoints and stopping happen between calls; more "
+                 "take longer to trace: docs/benchmarks.md).",
+                 lower_bound=1)
+  define.bool("anakin_xla", True, "Anakin mode: compile each replica's "
+              "unroll (environments and policy) with XLA (measured: "
+              "docs/benchmarks.md).")
   define.enum("isolation", "auto", ["auto", "off"], "Local process mode: "
               "run in a private network namespace when possible.")
   define.bool("fork_children", True, "Local process mode: fork the "

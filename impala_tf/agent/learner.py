@@ -205,7 +205,13 @@ class Learner:
     self.num_frames.assign_add(
         num_fresh * (steps[1] - 1) * self.config.frames_per_step)
     self.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
-    logs["learning_rate"] = learning_rate
+    logs.update(self.hyperparameter_logs(learning_rate))
+    return logs
+
+  def hyperparameter_logs(self, learning_rate) -> dict[str, tf.Tensor]:
+    """The hyperparameters an update used, for its logs: the learning rate
+    in force and the other tunable ones' values (in the graph)."""
+    logs = {"learning_rate": learning_rate}
     for name, variable in self.hyperparameters.variables_by_name.items():
       if name != "learning_rate":
         logs[name] = variable.read_value()

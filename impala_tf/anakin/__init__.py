@@ -13,14 +13,25 @@ The behaviour logits are the network's own at acting time, one update
 behind at most: step 0 of an unroll (the last step of the one before) is
 acted on again with the current weights, so a whole unroll comes from one
 set of weights and the policy lag is 0.
+
+`--run_mode=anakin` (`run`) trains a run this way inside the learner's own
+loop (`learner_loop.run_loop` with an `AnakinSource`): the same run
+directory, progress lines, summaries, checkpoints, resume, result.json and
+exported policy as every other mode. A resumed run restores the network,
+optimiser and counters; its environments start new games.
 """
 
-from typing import Any, NamedTuple
+import threading
+import time
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from impala_tf.agent import learner as learner_lib
 from impala_tf.agent import networks
+from impala_tf.config import tf_levels
+from impala_tf.learner_loop import base
 from impala_tf import tfenvs
 
 
@@ -42,16 +53,22 @@ class Anakin:
       its strategy's replicas each step `envs_per_replica` environments.
     envs_per_replica: environments per replica, its share of the batch.
     seed: seeds the environments (each replica its own) and the actions.
+    xla: compile each replica's unroll (the environments and the policy
+      stepped T times) with XLA; the update is TensorFlow's own graph (its
+      all-reduce cannot sit inside an XLA cluster).
   """
 
   def __init__(self, env: tfenvs.TFEnvironment, learner: learner_lib.Learner,
-               envs_per_replica: int, seed: int = 0):
+               envs_per_replica: int, seed: int = 0, xla: bool = False):
     self.env = env
     self.learner = learner
     self.config = learner.config
     self.envs_per_replica = int(envs_per_replica)
     self._seed = int(seed)
     self._observation_names = list(env.observation_spec)
+    self.xla = bool(xla)
+    self._compiled_unroll = (tf.function(self._unroll, jit_compile=True)
+                             if self.xla else self._unroll)
     self._train = tf.function(self._train_fn)
 
   @property
@@ -62,12 +79,17 @@ class Anakin:
             self.config.frames_per_step)
 
   def initial_carry(self):
-    """Every replica's environments reset, each with its own seed."""
+    """Every replica's environments reset, each with its own seed. The
+    seed folds in the learner's update count, so a resumed run does not
+    replay the games it started with."""
     network = self.learner.network
+    updates = tf.cast(self.learner.num_updates, tf.int32)
 
     def start(context):
       replica = context.replica_id_in_sync_group
-      seed = tf.constant([self._seed, replica], tf.int32)
+      seed = tf.random.experimental.stateless_fold_in(
+          tf.constant([self._seed, replica], tf.int32), updates,
+          alg=tfenvs.RNG_ALG)
       env_seed, action_seed = tfenvs.split_seed(seed)
       episodes, output = tfenvs.reset_batch(self.env, env_seed,
                                             self.envs_per_replica)
@@ -75,12 +97,24 @@ class Anakin:
                    tf.zeros([self.envs_per_replica], tf.int32),
                    network.initial_state(self.envs_per_replica), action_seed)
 
-    return self.learner.strategy.experimental_distribute_values_from_function(
-        start)
+    strategy = self.learner.strategy
+    carry = strategy.experimental_distribute_values_from_function(start)
+    if strategy.num_replicas_in_sync == 1:
+      # The compiled program returns one replica's carry as plain tensors:
+      # the same type here, or its second call would trace it again.
+      carry = strategy.experimental_local_results(carry)[0]
+    return carry
 
   def train(self, carry, iterations: int):
-    """`iterations` unrolls and updates per replica; returns (the last
-    update's logs, the carry for the next call)."""
+    """`iterations` unrolls and updates per replica.
+
+    Returns:
+      (logs, episode_return, carry): every update's scalar logs, each
+      `[iterations]`; the returns of the games that ended,
+      `[iterations, batch, T+1]` over all replicas (NaN elsewhere, step 0
+      repeating the unroll before, as a learner's batch); the carry for
+      the next call.
+    """
     # A Python count: the loop is unrolled in the trace (a distributed
     # carry cannot be a `tf.while_loop` variable), one trace per count.
     return self._train(carry, int(iterations))
@@ -90,29 +124,27 @@ class Anakin:
   def _train_fn(self, carry, iterations):
     learner = self.learner
     strategy = learner.strategy
-    logs = None
+    every_logs, every_return = [], []
     for _ in range(iterations):
       learning_rate = learner.learning_rate(learner.num_frames)
-      replica_logs, carry = strategy.run(self._replica_iteration,
-                                         args=(carry, learning_rate))
+      replica_logs, returns, carry = strategy.run(
+          self._replica_iteration, args=(carry, learning_rate))
+      # Every replica returns the same all-reduced logs.
       logs = strategy.experimental_local_results(replica_logs)[0]
+      logs.update(learner.hyperparameter_logs(learning_rate))
+      every_logs.append(logs)
+      every_return.append(tf.concat(
+          strategy.experimental_local_results(returns), axis=0))
       learner.num_frames.assign_add(self.frames_per_iteration)
       learner.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
-    return logs, carry
+    logs = {name: tf.stack([logs[name] for logs in every_logs])
+            for name in every_logs[0]}
+    return logs, tf.stack(every_return), carry
 
   def _replica_iteration(self, carry: Carry, learning_rate):
-    batch, carry = self._unroll(carry)
+    batch, carry = self._compiled_unroll(carry)
     logs = self.learner._replica_step(batch, learning_rate)  # pylint: disable=protected-access
-    # The games that ended in this unroll (step 0 was counted before).
-    returns = batch["episode_return"][:, 1:]
-    ended = tf.math.is_finite(returns)
-    context = tf.distribute.get_replica_context()
-    logs["episodes"] = context.all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.reduce_sum(tf.cast(ended, tf.float32)))
-    logs["episode_return_sum"] = context.all_reduce(
-        tf.distribute.ReduceOp.SUM,
-        tf.reduce_sum(tf.where(ended, returns, 0.0)))
-    return logs, carry
+    return logs, batch["episode_return"], carry
 
   def _act(self, carry_seed, prev_action, output, state):
     inputs = networks.AgentInput(
@@ -121,8 +153,11 @@ class Anakin:
                      for name in self._observation_names})
     outputs, new_state = self.learner.network(inputs, state)
     carry_seed, draw = tfenvs.split_seed(carry_seed)
-    action = tf.random.stateless_categorical(
-        outputs.policy_logits, 1, seed=draw, dtype=tf.int32)[:, 0]
+    # Gumbel-max: a draw from softmax(logits) with the environments' random
+    # numbers (`stateless_categorical` draws others inside XLA).
+    noise = tfenvs.uniform(tf.shape(outputs.policy_logits), draw, 0.0, 1.0)
+    action = tf.argmax(outputs.policy_logits - tf.math.log(-tf.math.log(noise)),
+                       axis=-1, output_type=tf.int32)
     return carry_seed, action, outputs.policy_logits, new_state
 
   def _bootstrap(self, prev_action, output, state):
@@ -161,7 +196,8 @@ class Anakin:
               for name, value in first.items()}
     arrays = {name: array.write(0, first[name])
               for name, array in arrays.items()}
-    episodes, output, prev_action = carry.episodes, carry.output, carry.prev_action
+    episodes, output = carry.episodes, carry.output
+    prev_action = carry.prev_action
     state_before = carry.core_state
     for t in tf.range(1, self.config.unroll_length + 1):
       episodes, output = tfenvs.step_batch(self.env, episodes, action)
@@ -186,3 +222,120 @@ class Anakin:
     # The next unroll starts at this one's last step, acted on again.
     return batch, Carry(episodes, output, prev_action, state_before, seed)
 
+
+
+class AnakinSource:
+  """The learner loop's update source in anakin mode (`loop.QueueSource`
+  has the interface): each call of the compiled program gives `iterations`
+  updates, handed to the loop's parts one by one; near the frame budget
+  it runs one update per call, so a run stops at its budget as a learner
+  fed by actors does (within one update)."""
+
+  def __init__(self, trainer: Anakin, iterations: int):
+    self.trainer = trainer
+    self.iterations = int(iterations)
+    self.compute_s = 0.0
+    self._carry = None
+    self._calls = 0
+
+  def start(self, loop):
+    del loop
+    self._carry = self.trainer.initial_carry()
+
+  def next_updates(self, loop, timeout_s: float) -> list:
+    del timeout_s  # It never waits.
+    start = time.time()
+    left = loop.experiment.config.total_frames - loop.num_frames
+    per_iteration = self.trainer.frames_per_iteration
+    count = self.iterations if left >= self.iterations * per_iteration else 1
+    logs, returns, self._carry = self.trainer.train(self._carry, count)
+    logs = {name: value.numpy() for name, value in logs.items()}
+    returns = returns.numpy()
+    self.compute_s = time.time() - start
+    self._calls += 1
+    if self._calls == 1:
+      loop.log(f"Anakin: the act-and-learn program was traced, compiled and "
+               f"ran its first {count} updates in {self.compute_s:.1f} s.")
+    size = returns.shape[1]
+    level_id = np.zeros(size, np.int32)
+    no_lag, fresh = np.zeros(size, np.int64), np.zeros(size, bool)
+    return [base.Update({"episode_return": returns[i], "level_id": level_id},
+                        {name: value[i] for name, value in logs.items()},
+                        no_lag, fresh) for i in range(count)]
+
+  def fill(self):
+    return None  # No queue.
+
+  def close(self):
+    pass
+
+
+def devices(replicas: int) -> list[str]:
+  """The devices of `replicas` replicas: the first `replicas` GPUs (0:
+  all), else the CPU, split into `replicas` logical devices when more than
+  one (before TensorFlow initialises them)."""
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    if replicas > len(gpus):
+      raise ValueError(f"--anakin_replicas={replicas}, but this machine "
+                       f"has {len(gpus)} GPU(s).")
+    return [f"/gpu:{i}" for i in range(replicas or len(gpus))]
+  if replicas > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or []) != replicas:
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    return [f"/cpu:{i}" for i in range(replicas)]
+  return ["/cpu:0"]
+
+
+def run(experiment, *, replicas: int = 0, iterations: int = 4,
+        xla: bool = True,
+        logdir: Optional[str] = None, seed: int = 0,
+        log_interval_s: float = 5.0, checkpoint_interval_s: float = 600.0,
+        stop: Optional[threading.Event] = None,
+        log: Callable[[str], None] = print,
+        max_nonfinite_updates: int = 5,
+        device_names: Optional[Sequence[str]] = None):
+  """Trains `experiment` (one level with a TensorFlow version,
+  `config.tf_levels`) in anakin mode until its frame budget is spent or
+  `stop` is set; the run directory as `learner_loop.run_learner` keeps it.
+  Returns the loop's `learner_loop.TrainingResult`.
+
+  Args:
+    replicas: see `devices` (ignored with `device_names`).
+    iterations: updates per call of the compiled program.
+    xla: compile each replica's unroll with XLA (`Anakin`).
+  """
+  from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
+  (level,) = experiment.levels
+  env = tf_levels.make(experiment.suite, level)
+  spec = {name: (tuple(shape), np.dtype(dtype))
+          for name, (shape, dtype) in experiment.observation_spec.items()}
+  if env.num_actions != experiment.num_actions or spec != {
+      name: (tuple(shape), np.dtype(dtype))
+      for name, (shape, dtype) in env.observation_spec.items()}:
+    raise ValueError(
+        f"The TensorFlow version of {level} has {env.num_actions} actions "
+        f"and observations {dict(env.observation_spec)}, the run's agent "
+        f"{experiment.num_actions} and {spec}: drop the observation "
+        "options (--obs_*) that change them.")
+  names = list(device_names or devices(replicas))
+  config = experiment.config
+  if config.batch_size % len(names):
+    raise ValueError(f"--batch_size={config.batch_size} cannot be split "
+                     f"evenly over {len(names)} replicas.")
+  learner = learner_lib.Learner(config, experiment.make_network,
+                                experiment.observation_spec,
+                                strategy=learner_lib.make_strategy(names))
+  trainer = Anakin(env, learner, config.batch_size // len(names), seed=seed,
+                   xla=xla)
+  log(f"Anakin: {level} written in TensorFlow, {config.batch_size} "
+      f"environments over {len(names)} replica(s) ({', '.join(names)}), "
+      f"{iterations} updates per call of the compiled program, unroll "
+      f"{'compiled with XLA' if xla else 'in TensorFlow graph ops'}.")
+  return learner_loop.run_loop(
+      experiment, learner, AnakinSource(trainer, iterations), logdir=logdir,
+      log_interval_s=log_interval_s,
+      checkpoint_interval_s=checkpoint_interval_s, stop=stop, log=log,
+      max_nonfinite_updates=max_nonfinite_updates)

@@ -23,11 +23,13 @@ from typing import Any, Mapping, Optional
 
 from impala_tf.config import experiment as experiment_lib
 from impala_tf.config import presets
+from impala_tf.config import tf_levels
 from impala_tf import suites
 
 # What a process of a run does: the learner and actors as processes on this
-# machine (local mode), as threads of this process, or one cluster role.
-ROLES = ("local", "threads", "learner", "actor")
+# machine (local mode), as threads of this process, one cluster role, or
+# acting and learning in one compiled program (anakin).
+ROLES = ("local", "threads", "learner", "actor", "anakin")
 
 # Config fields that are numbers or None take these words on the command
 # line, as strings.
@@ -46,6 +48,18 @@ class LoopOptions:
   log_interval_s: float = 5.0
   checkpoint_interval_s: float = 600.0
   max_nonfinite_updates: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class AnakinOptions:
+  """Anakin mode (`impala_tf.anakin`): the replicas the batch is split
+  over (0: every GPU, else one CPU device; more than 1 on a CPU splits it
+  into that many logical devices), the updates of one compiled call, and
+  whether each replica's unroll is compiled with XLA."""
+  replicas: int = 0
+  iterations: int = 4
+  xla: bool = True
+  tf_env: str = ""  # "module:class" of the level's TF version.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +96,7 @@ class RunPlan:
     connect_timeout_s, learner_wait_s: how an actor reaches its learner.
     force_unlock: take the run directory's lock from a host that holds it.
     pbt: population-based training, or None.
+    anakin: anakin mode's options (role "anakin"), or None.
     notes: lines the process that trains says once at its start (levels
       left out with --skip_unavailable_levels).
   """
@@ -105,6 +120,7 @@ class RunPlan:
   learner_wait_s: float = 600.0
   force_unlock: bool = False
   pbt: Optional[PbtOptions] = None
+  anakin: Optional[AnakinOptions] = None
   notes: tuple[str, ...] = ()
 
 
@@ -143,9 +159,14 @@ def resolve(values: Mapping[str, Any],
     experiment_lib.check_every_level_played(exp, num_actors)
   except ValueError as e:
     raise PlanError(str(e)) from None
-  role = job or ("threads" if values.get("run_mode") == "threads"
-                 else "local")
+  run_mode = values.get("run_mode") or "processes"
+  if job and run_mode == "anakin":
+    raise PlanError("--run_mode=anakin runs on one machine, without cluster "
+                    "roles; drop --job (or TF_CONFIG).")
+  role = job or {"threads": "threads", "anakin": "anakin"}.get(run_mode,
+                                                               "local")
   pbt = _pbt_options(values)
+  anakin = _anakin_options(values, exp, pbt) if role == "anakin" else None
   common = dict(experiment=exp, role=role, num_actors=num_actors, task=task,
                 learner_address=learner_address, notes=notes,
                 **_process_options(values))
@@ -163,7 +184,7 @@ def resolve(values: Mapping[str, Any],
                        values.get("max_nonfinite_updates", 5)),
       isolation=values.get("isolation", "auto"),
       fork_children=values.get("fork_children", True),
-      force_unlock=values.get("force_unlock", False),
+      force_unlock=values.get("force_unlock", False), anakin=anakin,
       **_queue(exp, num_actors, values))
 
 
@@ -326,6 +347,33 @@ def _pbt_options(values) -> Optional[PbtOptions]:
                     values.get("pbt_exploit_threshold", 5.0),
                     values.get("pbt_initial", "table_d1"),
                     bool(values.get("pbt_anneal", False)))
+
+
+def _anakin_options(values, exp, pbt) -> AnakinOptions:
+  """Anakin mode's options, and what it refuses: a level without a
+  TensorFlow version, what needs actors and a queue."""
+  try:
+    tf_env = tf_levels.check(exp.suite, exp.levels)
+  except ValueError as e:
+    raise PlanError(str(e)) from None
+  config = exp.config
+  refused = [flag for flag, given in (
+      ("--replay_capacity", config.replay_capacity),
+      ("--policy_lag", config.policy_lag is not None),
+      ("--pbt_dir", pbt is not None)) if given]
+  if refused:
+    raise PlanError(f"--run_mode=anakin acts with the weights it learns "
+                    f"with, without actors, a queue or replay; drop "
+                    f"{', '.join(refused)}.")
+  replicas = values.get("anakin_replicas") or 0
+  if replicas and config.batch_size % replicas:
+    raise PlanError(f"--batch_size={config.batch_size} cannot be split "
+                    f"evenly over --anakin_replicas={replicas}; give a "
+                    "divisor of the batch.")
+  return AnakinOptions(replicas=replicas,
+                       iterations=values.get("anakin_iterations") or 4,
+                       xla=bool(values.get("anakin_xla", True)),
+                       tf_env=tf_env)
 
 
 def _logdir(values, role, pbt, now) -> Optional[str]:

@@ -13,8 +13,10 @@
   supervisor (`actors.ActorHealth`) and progress reporting
   (`progress.ProgressReporter`).
 
-`run_learner` assembles the standard loop; a feature adds a part by passing
-it in `extra_parts` instead of editing the loop.
+`run_learner` assembles the standard loop on the actors' trajectory queue,
+`run_loop` the same loop on any update source (anakin mode's compiled
+act-and-learn program); a feature adds a part by passing it in
+`extra_parts` instead of editing the loop.
 """
 
 import os
@@ -61,6 +63,32 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
   """
   # Order matters: the checkpoint is restored before the first weights are
   # published, or actors would start from the untrained ones.
+  actor_parts = [publishing.WeightPublisher(channels.weights,
+                                            experiment.config.policy_lag),
+                 actor_count.ActorCount.for_interval(log_interval_s)]
+  if logdir:
+    actor_parts.insert(0, actors.ActorHealth(logdir))
+  return run_loop(
+      experiment, learner,
+      loop_lib.QueueSource(channels.queue, queue_capacity),
+      actor_parts=actor_parts, logdir=logdir, log_interval_s=log_interval_s,
+      checkpoint_interval_s=checkpoint_interval_s, stop=stop, log=log,
+      extra_parts=extra_parts, max_nonfinite_updates=max_nonfinite_updates)
+
+
+def run_loop(experiment, learner, source, *,
+             actor_parts: Sequence[base.LoopPart] = (),
+             logdir: Optional[str] = None, log_interval_s: float = 5.0,
+             checkpoint_interval_s: float = 600.0,
+             stop: Optional[threading.Event] = None,
+             log: Callable[[str], None] = print,
+             extra_parts: Sequence[base.LoopPart] = (),
+             max_nonfinite_updates: int = 5) -> loop_lib.TrainingResult:
+  """The standard loop on updates from `source` (`loop.QueueSource`, or
+  anakin mode's): the run record, checkpoints and the exported policy
+  under `logdir`, the divergence guard, then `actor_parts` (what a run with
+  actors adds: weights publishing, actor health and count), progress
+  lines and `extra_parts`. See `run_learner`. Ends with the "Done" line."""
   parts = []
   if logdir:
     parts.append(recording.RunRecord(logdir))
@@ -70,16 +98,12 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
                                  for p in extra_parts)))
     parts.append(exporting.PolicyExporter(
         os.path.join(logdir, run_dir.SAVED_MODEL_DIR)))
-    parts.append(actors.ActorHealth(logdir))
   parts.append(divergence.DivergenceGuard(max_nonfinite_updates))
-  parts.append(publishing.WeightPublisher(
-      channels.weights, experiment.config.policy_lag))
-  parts.append(actor_count.ActorCount.for_interval(log_interval_s))
-  parts.append(progress.ProgressReporter(queue_capacity, log_interval_s,
-                                         logdir))
+  parts.extend(actor_parts)
+  parts.append(progress.ProgressReporter(log_interval_s, logdir))
   parts.extend(extra_parts)
-  loop = loop_lib.LearnerLoop(experiment, learner, channels.queue, parts,
-                              stop=stop, log=log)
+  loop = loop_lib.LearnerLoop(experiment, learner, source, parts, stop=stop,
+                              log=log)
   result = loop.run()
   log(progress.done_line(result, experiment.config.total_frames))
   return result

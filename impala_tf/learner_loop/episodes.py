@@ -26,8 +26,8 @@ def fresh_returns(update) -> list[tuple[int, float]]:
   """`finished_returns` of an update's fresh trajectories (replayed ones
   were counted when they were fresh)."""
   fresh = ~np.asarray(update.replayed)
-  return finished_returns(update.batch["episode_return"].numpy()[fresh],
-                          update.batch["level_id"].numpy()[fresh])
+  return finished_returns(np.asarray(update.batch["episode_return"])[fresh],
+                          np.asarray(update.batch["level_id"])[fresh])
 
 
 class EpisodeStats(base.LoopPart):

@@ -1,8 +1,12 @@
-"""The loop that ties the parts together, and the batch stager.
+"""The loop that ties the parts together, its update sources and the batch
+stager.
 
-The loop itself only takes staged batches and runs updates until the frame
-budget is spent or it is told to stop; everything else is a
-`base.LoopPart`.
+The loop itself only takes updates from its source and hands them to its
+parts until the frame budget is spent or it is told to stop; everything
+else is a `base.LoopPart`. The source is the actors' trajectory queue
+(`QueueSource`: staged batches, one update each) or, in anakin mode, the
+compiled act-and-learn program (`impala_tf.anakin.AnakinSource`: several
+updates per call).
 """
 
 import dataclasses
@@ -168,10 +172,87 @@ class BatchStager:
     return item
 
 
-class LearnerLoop:
-  """Runs updates on staged batches and calls the parts (module docstring).
+class QueueSource:
+  """Updates on batches from the actors' trajectory queue: the staged
+  batches of a `BatchStager` (with replay and a controlled policy lag as
+  the config asks), each trained on by `Learner.update`.
 
-  Attributes the parts read: `experiment`, `learner`, `trajectory_queue`,
+  An update source gives the loop its updates (`next_updates`), how full
+  its queue is (`fill`, None without one), how long its last call spent
+  computing rather than waiting (`compute_s`), and closes its queue at the
+  end (`close`: actors blocked on it exit).
+  """
+
+  def __init__(self, trajectory_queue, capacity: Optional[int] = None):
+    self.queue = trajectory_queue
+    self.capacity = capacity
+    self.compute_s = 0.0
+    self._stager = None
+
+  def start(self, loop):
+    config = loop.experiment.config
+    replay = None
+    if config.replay_capacity:
+      specs = loop.experiment.trajectory_specs()
+      needed = replay_lib.check_fits(specs, config.replay_capacity)
+      replay = replay_lib.ReplayBuffer(specs, config.replay_capacity)
+      loop.log(f"Replay: {config.replay_capacity:,} trajectories "
+               f"({needed / 2**30:.2f} GiB when full), "
+               f"{config.replay_per_batch} of every {config.batch_size} "
+               "drawn from it.")
+    target_version = None
+    if config.policy_lag is not None:
+      # The version the actors were last given (the `WeightPublisher`'s).
+      target_version = lambda: loop.published_version
+    device = loop.learner.strategy.extended.worker_devices[0]
+    self._stager = BatchStager(self.queue, config.batch_size, device,
+                               replay=replay,
+                               replay_per_batch=config.replay_per_batch,
+                               target_version=target_version)
+
+  def next_updates(self, loop, timeout_s: float) -> list:
+    """The next update (a list of one), or none within `timeout_s`.
+
+    Raises:
+      QueueClosedError: the queue was closed (the normal end).
+      StagingError: dequeuing or staging failed otherwise.
+    """
+    self.compute_s = 0.0
+    stager = self._stager
+    try:
+      batch = stager.get(timeout_s=timeout_s)
+    except queue_lib.Empty:
+      return []
+    start = time.time()
+    if stager.dropped:
+      loop.counters["stale_trajectories"] = stager.dropped
+    replayed = np.asarray(batch.pop("replayed"))
+    if faults.take_once("nonfinite_loss"):
+      batch = dict(batch, reward=batch["reward"] * float("nan"))
+    learner = loop.learner
+    updates_before = int(learner.num_updates.numpy())
+    logs = learner.update(batch, num_fresh=int((~replayed).sum()))
+    # The lag of the trajectories the actors just made (replayed ones are
+    # as old as the buffer).
+    policy_lag = (updates_before -
+                  batch["policy_version"].numpy()[~replayed])
+    self.compute_s = time.time() - start
+    return [base.Update(batch, logs, policy_lag, replayed)]
+
+  def fill(self) -> Optional[float]:
+    """The queue's fill (0 to 1), or None when its capacity is unknown."""
+    if not self.capacity:
+      return None
+    return self.queue.size() / self.capacity
+
+  def close(self):
+    self.queue.close(cancel_pending_enqueues=True)
+
+
+class LearnerLoop:
+  """Takes updates from `source` and calls the parts (module docstring).
+
+  Attributes the parts read: `experiment`, `learner`, `source`,
   `episodes` (the run's `episodes.EpisodeStats`), `log`, `start_time`,
   `wait_s` (total seconds spent waiting for a batch), `num_frames`,
   `num_updates`, `counters` (name → count, shown with every progress
@@ -181,13 +262,13 @@ class LearnerLoop:
   exception ending the run, or None).
   """
 
-  def __init__(self, experiment, learner, trajectory_queue,
+  def __init__(self, experiment, learner, source,
                parts: Sequence[base.LoopPart], *,
                stop: Optional[threading.Event] = None,
                log: Callable[[str], None] = print):
     self.experiment = experiment
     self.learner = learner
-    self.trajectory_queue = trajectory_queue
+    self.source = source
     self.episodes = episodes.EpisodeStats(experiment.levels)
     self.parts = [self.episodes, *parts]
     self.stop = stop or threading.Event()
@@ -220,14 +301,13 @@ class LearnerLoop:
     """Trains until `config.total_frames` (or `stop`), then closes the
     queue (actors blocked on it exit) and ends every part."""
     total_frames = self.experiment.config.total_frames
-    device = self.learner.strategy.extended.worker_devices[0]
     self.start_time = time.time()
     started = []
     try:
       for part in self.parts:
         part.start(self)
         started.append(part)
-      self._train(total_frames, device)
+      self._train(total_frames)
     except BaseException as error:
       self.error = error
       raise
@@ -235,60 +315,32 @@ class LearnerLoop:
       self._end(started)
     return self.result()
 
-  def _train(self, total_frames: int, device: str):
-    config = self.experiment.config
-    replay = None
-    if config.replay_capacity:
-      specs = self.experiment.trajectory_specs()
-      needed = replay_lib.check_fits(specs, config.replay_capacity)
-      replay = replay_lib.ReplayBuffer(specs, config.replay_capacity)
-      self.log(f"Replay: {config.replay_capacity:,} trajectories "
-               f"({needed / 2**30:.2f} GiB when full), "
-               f"{config.replay_per_batch} of every {config.batch_size} "
-               "drawn from it.")
-    target_version = None
-    if config.policy_lag is not None:
-      # The version the actors were last given (the `WeightPublisher`'s).
-      target_version = lambda: self.published_version
-    stager = BatchStager(self.trajectory_queue, config.batch_size, device,
-                         replay=replay,
-                         replay_per_batch=config.replay_per_batch,
-                         target_version=target_version)
+  def _train(self, total_frames: int):
+    source = self.source
+    source.start(self)
     while self.num_frames < total_frames and not self.stop.is_set():
       wait_start = time.time()
       try:
-        batch = stager.get(timeout_s=1.0)
-      except queue_lib.Empty:
-        self.wait_s += time.time() - wait_start
-        self._tick()
-        continue
+        updates = source.next_updates(self, timeout_s=1.0)
       except queue_runtime.QueueClosedError:
         self.log("The trajectory queue closed; stopping.")
         break
-      self.wait_s += time.time() - wait_start
+      self.wait_s += time.time() - wait_start - source.compute_s
+      if not updates:
+        self._tick()
+        continue
       self.last_batch_time = time.time()
-      if stager.dropped:
-        self.counters["stale_trajectories"] = stager.dropped
-      replayed = np.asarray(batch.pop("replayed"))
-      if faults.take_once("nonfinite_loss"):
-        batch = dict(batch, reward=batch["reward"] * float("nan"))
-      updates_before = self.num_updates
-      logs = self.learner.update(batch, num_fresh=int((~replayed).sum()))
-      # The lag of the trajectories the actors just made (replayed ones
-      # are as old as the buffer).
-      policy_lag = (updates_before -
-                    batch["policy_version"].numpy()[~replayed])
-      update = base.Update(batch, logs, policy_lag, replayed)
-      for part in self.parts:
-        part.after_update(self, update)
+      for update in updates:
+        for part in self.parts:
+          part.after_update(self, update)
       self._tick()
 
   def _end(self, started):
-    """Closes the queue (actors blocked on it exit) and ends every started
-    part, in reverse order, even when one of them fails: the first such
-    failure becomes the run's error (later parts, e.g. the run record, see
-    it) and is raised unless the run already failed."""
-    self.trajectory_queue.close(cancel_pending_enqueues=True)
+    """Closes the source's queue (actors blocked on it exit) and ends
+    every started part, in reverse order, even when one of them fails: the
+    first such failure becomes the run's error (later parts, e.g. the run
+    record, see it) and is raised unless the run already failed."""
+    self.source.close()
     failure = None
     for part in reversed(started):
       try:

@@ -28,15 +28,15 @@ class ProgressReporter(base.LoopPart):
   heartbeat line saying how long nothing came, with the loop's status
   texts (e.g. actors restarting and why).
 
+  A run without a trajectory queue (anakin mode) has no queue fill, no
+  waiting learner and no policy lag: its line leaves them out.
+
   Args:
-    queue_capacity: the trajectory queue's capacity (for the fill).
     interval_s: seconds between lines.
     logdir: where the summaries go; None writes none.
   """
 
-  def __init__(self, queue_capacity: int, interval_s: float = 5.0,
-               logdir: Optional[str] = None):
-    self.queue_capacity = queue_capacity
+  def __init__(self, interval_s: float = 5.0, logdir: Optional[str] = None):
     self.interval_s = interval_s
     self.logdir = logdir
     self._writer = None
@@ -77,7 +77,7 @@ class ProgressReporter(base.LoopPart):
     progress = dict(
         frames=frames, fps=fps,
         updates_per_s=(updates - last_updates) / elapsed,
-        queue_fill=loop.trajectory_queue.size() / self.queue_capacity,
+        queue_fill=loop.source.fill(),
         # A wait is counted when it ends, so one that began in the last
         # interval could push this one past 100%.
         learner_wait=min(1.0, (loop.wait_s - last_wait) / elapsed),
@@ -119,12 +119,14 @@ def progress_line(progress: dict, mean_returns: dict, num_episodes: int,
   counters = "".join(f" | {name.replace('_', ' ')} {value:,}"
                      for name, value in progress.get("counters", {}).items()
                      if value)
+  queue = ""
+  if progress["queue_fill"] is not None:
+    queue = (f" | queue {progress['queue_fill']:.0%} | learner waits "
+             f"{progress['learner_wait']:.0%} | lag "
+             f"{progress['lag_mean']:.1f} (max {progress['lag_max']})")
   return (
       f"frames {progress['frames']:,} | {progress['fps']:,.0f} f/s | "
-      f"{progress['updates_per_s']:.1f} upd/s | queue "
-      f"{progress['queue_fill']:.0%} | learner waits "
-      f"{progress['learner_wait']:.0%} | lag {progress['lag_mean']:.1f} "
-      f"(max {progress['lag_max']}) | {returns}"
+      f"{progress['updates_per_s']:.1f} upd/s{queue} | {returns}"
       f"{f' ({num_episodes} eps)' if finite else ''} | "
       f"loss {logs.get('total_loss', math.nan):.3g} pg "
       f"{logs.get('pg_loss', math.nan):.3g} base "
@@ -143,10 +145,12 @@ def write_summaries(writer, progress: dict, lag: np.ndarray,
   with writer.as_default(step=progress["frames"]):
     tf.summary.scalar("throughput/frames_per_s", progress["fps"])
     tf.summary.scalar("throughput/updates_per_s", progress["updates_per_s"])
-    tf.summary.scalar("queue/fill", progress["queue_fill"])
-    tf.summary.scalar("queue/learner_wait_fraction", progress["learner_wait"])
-    tf.summary.scalar("policy_lag/mean", progress["lag_mean"])
-    tf.summary.histogram("policy_lag/distribution", lag)
+    if progress["queue_fill"] is not None:
+      tf.summary.scalar("queue/fill", progress["queue_fill"])
+      tf.summary.scalar("queue/learner_wait_fraction",
+                        progress["learner_wait"])
+      tf.summary.scalar("policy_lag/mean", progress["lag_mean"])
+      tf.summary.histogram("policy_lag/distribution", lag)
     for name, value in progress["logs"].items():
       tf.summary.scalar(f"learner/{name}", value)
     for level, value in mean_returns.items():

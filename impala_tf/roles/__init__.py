@@ -7,7 +7,9 @@ its role:
 * `local`: the learner and actors as processes on this machine, supervised;
 * `threads`: the learner and actors as threads of this process;
 * `learner`: the learner process (local mode's child, or a cluster role);
-* `actor`: an actor process.
+* `actor`: an actor process;
+* `anakin`: no actors; environments written in TensorFlow stepped inside
+  the learner's compiled program (`impala_tf.anakin`).
 
 The learner is wired to its channels in one place for the learner process
 and threads mode (`wiring`). A new run mode is a new role here.
@@ -37,6 +39,10 @@ def run(plan: plan_lib.RunPlan, argv: Sequence[str]) -> int:
     if plan.role == "local":
       from impala_tf.roles import local
       return local.run(plan, argv)
+    if plan.role == "anakin":
+      from impala_tf.roles import anakin
+      anakin.run(plan)
+      return 0
     from impala_tf.roles import threads
     threads.run(plan)
     return 0

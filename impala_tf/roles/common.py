@@ -27,10 +27,12 @@ def configure_cpu(plan: plan_lib.RunPlan, role: str) -> str:
   from impala_tf.runtime import cpu  # pylint: disable=g-import-not-at-top
   torso = plan.experiment.config.torso
   info = cpu.read_cpu_info()
-  choice = cpu.configure_onednn(plan.onednn, role, torso, info)
+  # Anakin mode's one process learns (and acts): the learner's rule.
+  choice = cpu.configure_onednn(
+      plan.onednn, "learner" if role == "anakin" else role, torso, info)
   tf_startup.import_tensorflow(without_keras=True)
   here = "on" if cpu.tf_onednn_enabled() else "off"
-  if role == "actor":
+  if role in ("actor", "anakin"):
     return f"{info.describe()}; onednn {here} ({choice.source})"
   if choice.source == "user":
     actors = f"{'on' if choice.enabled else 'off'} (user)"

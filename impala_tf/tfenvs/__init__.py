@@ -26,6 +26,12 @@ import tensorflow as tf
 
 FIRST, MID, LAST = 0, 1, 2
 
+# Every stateless random op here names its algorithm ("auto_select" may
+# pick another one inside an XLA cluster) and draws integers (XLA makes
+# floats from the same bits differently): the same seed gives an
+# XLA-compiled program the same games as the graph one.
+RNG_ALG = "philox"
+
 
 class TimeStep(NamedTuple):
   """A batch of timesteps: `step_type` int32, `reward` and `discount`
@@ -54,7 +60,7 @@ class TFEnvironment:
 
 def split_seed(seed: tf.Tensor):
   """(the seed to carry on, a seed to draw with) from a `[2]` seed."""
-  seeds = tf.random.experimental.stateless_split(seed, num=2)
+  seeds = tf.random.experimental.stateless_split(seed, num=2, alg=RNG_ALG)
   return seeds[0], seeds[1]
 
 
@@ -113,6 +119,19 @@ def step_batch(env: TFEnvironment, episodes: Episodes, action: tf.Tensor):
       final_observation=timestep.observation)
   return Episodes(state, tf.where(ended, 0.0, returns),
                   tf.where(ended, 0, lengths)), output
+
+
+def uniform(shape, seed, minval, maxval, dtype=tf.float32):
+  """Uniform in [minval, maxval) with this module's `RNG_ALG`; the same
+  numbers with and without XLA (whose Philox turns bits into floats its
+  own way: floats are made here from 24 random integer bits)."""
+  if dtype.is_integer:
+    return tf.random.stateless_uniform(shape, seed, minval, maxval,
+                                       dtype=dtype, alg=RNG_ALG)
+  bits = tf.random.stateless_uniform(shape, seed, 0, 2**24, dtype=tf.int32,
+                                     alg=RNG_ALG)
+  unit = (tf.cast(bits, tf.float32) + 0.5) / 2.0**24  # In (0, 1).
+  return tf.cast(minval + (maxval - minval) * unit, dtype)
 
 
 def _where(mask, a, b):

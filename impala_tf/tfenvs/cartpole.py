@@ -79,8 +79,7 @@ class CartPole(tfenvs.TFEnvironment):
 
   @staticmethod
   def _starts(draw, batch_size):
-    return tf.random.stateless_uniform([batch_size, 4], draw, -RESET_BOUND,
-                                       RESET_BOUND)
+    return tfenvs.uniform([batch_size, 4], draw, -RESET_BOUND, RESET_BOUND)
 
   @staticmethod
   def _timestep(state, step_type, reward, discount):

@@ -69,8 +69,7 @@ class Catch(tfenvs.TFEnvironment):
 
   @staticmethod
   def _columns(draw, batch_size):
-    return tf.random.stateless_uniform([batch_size], draw, 0, COLUMNS,
-                                       dtype=tf.int32)
+    return tfenvs.uniform([batch_size], draw, 0, COLUMNS, dtype=tf.int32)
 
   @staticmethod
   def _timestep(state: State, step_type, reward):

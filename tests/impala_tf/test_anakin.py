@@ -1,35 +1,50 @@
 """Acting and learning in one compiled program (impala_tf/anakin)."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from impala_tf import anakin
 from impala_tf.agent import learner as learner_lib
 from impala_tf.agent import trajectory
 from impala_tf.config import experiment
+from impala_tf.config import plan as plan_lib
 from impala_tf.tfenvs import catch
 
 
-def _anakin(devices, seed=0):
+def _anakin(devices, seed=0, xla=False):
   exp = experiment.build("catch")
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec,
                                 strategy=learner_lib.make_strategy(devices))
   return anakin.Anakin(catch.Catch(), learner,
                        envs_per_replica=exp.config.batch_size // len(devices),
-                       seed=seed)
+                       seed=seed, xla=xla)
+
+
+def _mean_return(episode_return):
+  """The mean return of the games that ended in `[..., T+1]` returns."""
+  ended = np.asarray(episode_return)[..., 1:]
+  return float(np.nanmean(ended))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("devices", [["/cpu:0"], ["/cpu:0", "/cpu:1"]],
                          ids=["one_device", "two_devices"])
 def test_anakin_learns_catch(devices):
-  trainer = _anakin(devices)
+  trainer = _anakin(devices, xla=True)
   carry = trainer.initial_carry()
   returns = []
   for _ in range(50):  # The preset's 128,000 frames: 200 updates.
-    logs, carry = trainer.train(carry, 4)
-    returns.append(float(logs["episode_return_sum"]) / float(logs["episodes"]))
+    logs, episode_return, carry = trainer.train(carry, 4)
+    assert logs["total_loss"].shape == [4]
+    assert episode_return.shape == [4, 32, 21]
+    returns.append(_mean_return(episode_return))
   assert int(trainer.learner.num_frames) == 128_000
   assert int(trainer.learner.num_updates) == 200
   # A random policy scores about -0.6; solved is +1.
@@ -38,8 +53,7 @@ def test_anakin_learns_catch(devices):
 
 def test_an_anakin_unroll_is_an_actors_trajectory():
   trainer = _anakin(["/cpu:0"])
-  carry = trainer.learner.strategy.experimental_local_results(
-      trainer.initial_carry())[0]
+  carry = trainer.initial_carry()
   batch, carry = trainer._unroll(carry)  # pylint: disable=protected-access
   specs = trajectory.specs(trainer.config.unroll_length, catch.Catch.num_actions,
                            catch.Catch.observation_spec, use_lstm=False)
@@ -61,3 +75,95 @@ def test_an_anakin_unroll_is_an_actors_trajectory():
   np.testing.assert_array_equal(next_batch["frame"][:, 0], batch["frame"][:, -1])
   np.testing.assert_array_equal(next_batch["prev_action"][:, 0],
                                 batch["prev_action"][:, -1])
+
+
+def test_the_xla_unroll_is_the_graph_unroll():
+  graph, xla = _anakin(["/cpu:0"]), _anakin(["/cpu:0"], xla=True)
+  for mine, theirs in zip(xla.learner.variables, graph.learner.variables):
+    mine.assign(theirs.numpy())
+  carry = graph.initial_carry()
+  expected, _ = graph._unroll(carry)  # pylint: disable=protected-access
+  got, _ = xla._compiled_unroll(carry)  # pylint: disable=protected-access
+  for name in expected:
+    if name == "behaviour_logits":
+      np.testing.assert_allclose(got[name], expected[name], rtol=1e-5,
+                                 atol=1e-5)
+    else:
+      np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_two_replicas_make_the_update_one_device_makes_of_their_batch():
+  """Each replica steps its own environments; their all-reduced update is
+  the one a single device makes of the two halves together."""
+  two = _anakin(["/cpu:0", "/cpu:1"])
+  exp = experiment.build("catch")
+  one = learner_lib.Learner(exp.config, exp.make_network, exp.observation_spec,
+                            strategy=learner_lib.make_strategy(["/cpu:0"]))
+  before = [v.numpy() for v in one.network.trainable_variables]
+  for mine, theirs in zip(one.variables, two.learner.variables):
+    mine.assign(theirs.numpy())
+  carry = two.initial_carry()
+  strategy = two.learner.strategy
+  halves = strategy.experimental_local_results(tf.function(
+      lambda c: strategy.run(two._unroll, args=(c,)))(carry))  # pylint: disable=protected-access
+  batch = {name: tf.concat([half[0][name] for half in halves], axis=0)
+           for name in halves[0][0]}
+  logs, episode_return, _ = two.train(carry, 1)
+  np.testing.assert_array_equal(
+      episode_return[0], batch["episode_return"])  # The same games.
+  one_logs = one.update(batch)
+  assert bool(logs["finite"][0]) and bool(one_logs["finite"])
+  np.testing.assert_allclose(float(logs["total_loss"][0]),
+                             float(one_logs["total_loss"]), rtol=1e-4)
+  assert int(one.num_frames) == int(two.learner.num_frames) == 640
+  for mine, theirs in zip(one.network.trainable_variables,
+                          two.learner.network.trainable_variables):
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=mine.name)
+  moved = [not np.allclose(b, v.numpy()) for b, v in
+           zip(before, one.network.trainable_variables)]
+  assert any(moved)
+
+
+def _launch(tmp_path, *flags):
+  return subprocess.run(
+      [sys.executable, "-m", "impala_tf.launch", "--suite=catch",
+       "--run_mode=anakin", f"--logdir={tmp_path / 'run'}", *flags],
+      cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_an_anakin_run_keeps_its_run_directory_resumes_and_exports(tmp_path):
+  from impala_tf.records import curves  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import evaluation  # pylint: disable=g-import-not-at-top
+  first = _launch(tmp_path, "--total_frames=64000", "--log_interval_s=1")
+  assert first.returncode == 0, first.stdout + first.stderr
+  lines = first.stdout.splitlines()
+  assert lines[1].startswith("Anakin: catch written in TensorFlow, 32 "
+                             "environments over 1 replica(s) (/cpu:0), 4 "
+                             "updates per call"), lines
+  assert lines[-1].startswith("Done: 64,000 frames, 100 updates"), lines
+  run = tmp_path / "run"
+  config = json.loads((run / "config.json").read_text())
+  assert config["suite"] == "catch"
+  assert json.loads((run / "result.json").read_text())["status"] == (
+      "completed")
+  # The progress lines' summaries: a learning curve as every run has.
+  _, points = curves.curve(str(run))
+  assert points and points[-1][0] <= 64_000
+
+  second = _launch(tmp_path, "--total_frames=128000")
+  assert second.returncode == 0, second.stdout + second.stderr
+  assert "Restored " in second.stdout and " at 64,000 frames" in (
+      second.stdout), second.stdout
+  assert second.stdout.splitlines()[-1].startswith(
+      "Done: 128,000 frames, 200 updates"), second.stdout
+  result = json.loads((run / "result.json").read_text())
+  assert result["num_frames"] == 128_000 and result["status"] == "completed"
+  assert result["mean_return"] >= 0.9, result
+
+  # The exported policy plays the Python version of the game.
+  policy = evaluation.Policy(str(run / "saved_model"))
+  report = evaluation.evaluate(policy, episodes=100, num_envs=8,
+                               show_progress=False, log=lambda _: None)
+  assert report["levels"]["catch"]["mean"] >= 0.9, report["levels"]

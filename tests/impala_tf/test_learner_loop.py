@@ -96,7 +96,7 @@ def test_a_failing_stager_ends_the_loop_with_one_clear_error():
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec)
   broken = _BrokenQueue()
-  loop = loop_lib.LearnerLoop(exp, learner, broken, [])
+  loop = loop_lib.LearnerLoop(exp, learner, loop_lib.QueueSource(broken), [])
   start = time.monotonic()
   with pytest.raises(loop_lib.StagingError,
                      match="batch staging failed: InternalError: disk on "
@@ -146,3 +146,15 @@ def test_the_last_progress_line_never_has_negative_time_left():
   line = progress_lib.progress_line(progress, {"catch": 0.5}, 3, elapsed=372,
                                     remaining=-7.0)
   assert line.endswith("| 0:06:12 elapsed, 0:00:00 left"), line
+
+
+def test_a_progress_line_without_a_queue_leaves_out_queue_wait_and_lag():
+  # Anakin mode: no trajectory queue, no waiting learner, no policy lag.
+  progress = {"frames": 64_000, "fps": 50_000.0, "updates_per_s": 78.0,
+              "queue_fill": None, "learner_wait": 0.0, "lag_mean": 0.0,
+              "lag_max": 0, "logs": {}}
+  line = progress_lib.progress_line(progress, {"catch": 0.5}, 3, elapsed=2,
+                                    remaining=1.0)
+  assert line.startswith("frames 64,000 | 50,000 f/s | 78.0 upd/s | "
+                         "return 0.50 (3 eps) | "), line
+  assert "queue" not in line and "lag" not in line

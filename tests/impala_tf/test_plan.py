@@ -37,6 +37,18 @@ def _plan(*args, environ=None, cpu_count=2, now=0.0):
     (["--suite=catch", "--logdir=afile"], "--logdir afile is a file"),
     (["--suite=catch", "--logdir=afile/run"], "--logdir afile/run cannot be "
      "created"),
+    (["--run_mode=anakin"], "--suite=atari57 --levels=pong has none. It "
+     "takes --suite=catch --levels=catch, --suite=gymnasium "
+     "--levels=CartPole-v1"),
+    (["--suite=catch", "--run_mode=anakin", "--replay_capacity=64"],
+     "--run_mode=anakin acts with the weights it learns with, without "
+     "actors, a queue or replay; drop --replay_capacity"),
+    (["--suite=catch", "--run_mode=anakin", "--policy_lag=2"],
+     "drop --policy_lag"),
+    (["--suite=catch", "--run_mode=anakin", "--anakin_replicas=3"],
+     "--batch_size=32 cannot be split evenly over --anakin_replicas=3"),
+    (["--suite=catch", "--run_mode=anakin", "--job=learner"],
+     "--run_mode=anakin runs on one machine, without cluster roles"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, monkeypatch, flags,
                                       message):
@@ -73,6 +85,20 @@ def test_threads_mode_and_flags_that_override_the_preset():
   assert plan.experiment.config.batch_size == 8
   assert plan.experiment.config.max_grad_norm is None
   assert plan.queue_capacity == max(2 * 8, 3 * 8)
+
+
+def test_anakin_mode_takes_a_level_written_in_tensorflow():
+  plan = _plan("--suite=catch", "--run_mode=anakin", "--anakin_replicas=2",
+               "--anakin_iterations=6", "--noanakin_xla", "--logdir=x")
+  assert plan.role == "anakin" and plan.logdir == "x"
+  assert plan.anakin == plan_lib.AnakinOptions(
+      replicas=2, iterations=6, xla=False,
+      tf_env="impala_tf.tfenvs.catch:Catch")
+  cartpole = _plan("--suite=gymnasium", "--levels=CartPole-v1",
+                   "--run_mode=anakin", "--logdir=x")
+  assert cartpole.anakin == plan_lib.AnakinOptions(
+      tf_env="impala_tf.tfenvs.cartpole:CartPole")
+  assert _plan("--suite=catch", "--logdir=x").anakin is None
 
 
 def test_cluster_roles_from_flags_and_from_tf_config():

@@ -120,7 +120,7 @@ def test_the_heartbeat_reads_the_same_whichever_part_spoke_first(tmp_path):
   actors.ActorHealth(str(tmp_path)).tick(loop, 0.5)
   actor_count.ActorCount(window_s=10).tick(loop, 0.5)
   assert list(loop.status) == ["actors", "actor_count"]
-  reporter = progress.ProgressReporter(queue_capacity=8, interval_s=1.0)
+  reporter = progress.ProgressReporter(interval_s=1.0)
   reporter.start(loop)
   reporter.tick(loop, 3.0)
   assert loop.lines == [
