@@ -29,6 +29,12 @@ learning rate, entropy cost and RMSProp epsilon drawn once from Table D.1's
 ranges (`--sweep_seed`; kept in DIR/sweep.json), every grid point run on
 each set (the same sets for every variant), and each cell also reports
 Table 2's figure: the mean final return of the best 3 of the N draws.
+
+With `--run_mode=anakin` (levels written in TensorFlow: catch, CartPole-v1)
+every run is an anakin run; `--together` then trains all unfinished runs of
+the grid in one process and one compiled program
+(`impala_tf.anakin.together`, its output in DIR/together/output.log),
+each still in its own run directory.
 """
 
 import csv
@@ -73,6 +79,12 @@ class GridPoint:
     draw = "" if self.draw is None else f"-draw_{self.draw}"
     return (f"{self.level}/replay_{'on' if self.replay else 'off'}-lag_{lag}"
             f"-{self.variant}{draw}-seed_{self.seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TogetherPoint:
+  """The one process of `--together` (its output in DIR/together)."""
+  name: str = "together"
 
 
 def row_label(row: tuple) -> str:
@@ -148,6 +160,19 @@ def command(point: GridPoint, output: str, suite: str, total_frames: int,
           f"--logdir={os.path.join(output, point.name)}", *extra]
 
 
+def together_command(todo: Sequence[GridPoint], commands: dict,
+                     output: str) -> dict:
+  """{the "together" point: the command training `todo` in one program},
+  its runs' launch flags written to DIR/together.json (empty if none)."""
+  import json  # pylint: disable=g-import-not-at-top
+  if not todo:
+    return {}
+  path = os.path.join(output, "together.json")
+  with open(path, "w") as f:
+    json.dump([commands[p][3:] for p in todo], f, indent=1)
+  return {TogetherPoint(): [sys.executable, "-m", "impala_tf.anakin.together", path]}
+
+
 def status(output: str, point: GridPoint) -> Optional[dict]:
   return runs.result(os.path.join(output, point.name))
 
@@ -218,7 +243,8 @@ def _run(todo, pool, commands, parallel, output, log, total, done, signals):
     for name, code in pool.poll().items():
       done += 1
       result = pool.result(name) or {}
-      log(f"[{done}/{total}] {name}: {result.get('status', 'no result')}"
+      log(f"[{done}/{total}] {name}: "
+          f"{result.get('status', 'finished' if not code else 'no result')}"
           f" (exit {code}), return {result.get('mean_return', math.nan):.2f}, "
           f"{(time.time() - started[name]) / 60:.0f} min")
       if code:
@@ -419,6 +445,10 @@ def _define_flags():
                       "runs/ablate-<suite>-<time>. The same command with "
                       "the same --output resumes the grid.")
   flags.DEFINE_integer("parallel", 1, "Runs at once.", lower_bound=1)
+  flags.DEFINE_bool("together", False, "With --run_mode=anakin: train every "
+                    "unfinished run in one compiled program "
+                    "(impala_tf/anakin/together.py) instead of one process "
+                    "each.")
 
 
 def _resolve_levels(suite_name: str, levels: Sequence[str]) -> list[str]:
@@ -431,7 +461,8 @@ _SET_PER_RUN = ("--suite", "--levels", "--correction", "--replay_capacity",
                 "--policy_lag", "--seed", "--total_frames", "--logdir")
 
 
-def _check_runs(commands, extra: Sequence[str], sweep: bool) -> None:
+def _check_runs(commands, extra: Sequence[str], sweep: bool,
+                together: bool = False) -> None:
   """Refuses launch flags the grid sets per run, and resolves every run's
   plan as the launcher will (a bad flag or combination is one line now,
   not a failed run later)."""
@@ -441,8 +472,14 @@ def _check_runs(commands, extra: Sequence[str], sweep: bool) -> None:
   launch_flags.refuse_set_flags(
       extra, _SET_PER_RUN + (drawn if sweep else ()),
       "the ablation runner (its own flags set it)")
-  for argv in commands:
-    launch_flags.plan_from_argv(["impala_tf.launch", *argv[3:]], environ={})
+  plans = [launch_flags.plan_from_argv(["impala_tf.launch", *argv[3:]],
+                                       environ={}) for argv in commands]
+  if together:
+    from impala_tf.anakin import together as together_lib  # pylint: disable=g-import-not-at-top
+    try:
+      together_lib.check_together(plans)
+    except ValueError as e:
+      raise app.UsageError(f"--together: {e}") from None
 
 
 def main(argv):
@@ -476,14 +513,25 @@ def main(argv):
                          FLAGS.replay_capacity, extra,
                          sets[p.draw] if p.draw is not None else None)
               for p in points}
-  _check_runs(commands.values(), extra, sweep=bool(FLAGS.sweep))
+  _check_runs(commands.values(), extra, sweep=bool(FLAGS.sweep),
+              together=FLAGS.together)
   os.makedirs(output, exist_ok=True)
   if FLAGS.sweep:
     save_sweep(output, FLAGS.sweep, FLAGS.sweep_seed, sets)
   print(f"Ablation grid: {len(points)} runs of {FLAGS.total_frames:,} frames "
         f"in {output}, {FLAGS.parallel} at a time.", flush=True)
+  if FLAGS.together:
+    todo = [p for p in points
+            if (status(output, p) or {}).get("status") not in _FINISHED]
+    commands = together_command(todo, commands, output)
+    if not commands:
+      points_to_run = []
+    else:
+      points_to_run = [TogetherPoint()]
+  else:
+    points_to_run = points
   try:
-    run_grid(points, commands, FLAGS.parallel, output,
+    run_grid(points_to_run, commands, FLAGS.parallel, output,
              log=lambda line: print(line, flush=True))
   except GridStopped as e:
     print(e if FLAGS.output else f"{e} (with --output={output})", flush=True)

@@ -121,8 +121,8 @@ def _define_process_flags(define):
                  "take longer to trace: docs/benchmarks.md).",
                  lower_bound=1)
   define.bool("anakin_xla", True, "Anakin mode: compile each replica's "
-              "unroll (environments and policy) with XLA (measured: "
-              "docs/benchmarks.md).")
+              "unroll (environments and policy) and the loss gradient "
+              "with XLA (measured: docs/benchmarks.md).")
   define.enum("isolation", "auto", ["auto", "off"], "Local process mode: "
               "run in a private network namespace when possible.")
   define.bool("fork_children", True, "Local process mode: fork the "

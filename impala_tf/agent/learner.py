@@ -118,13 +118,18 @@ class Learner:
     strategy: a `snt.distribute.Replicator`; default `make_strategy()`.
     anneal_learning_rate: the initial value of the variable
       `anneal_learning_rate` (see `learning_rate`).
+    xla_gradients: compile the loss and its gradient (one part of the
+      batch: the network unrolled, V-trace, the losses, backpropagation)
+      with XLA; the all-reduce and the optimiser stay TensorFlow's. Anakin
+      mode turns it on with its XLA unroll (docs/benchmarks.md).
   """
 
   def __init__(self, config: presets.Config,
                network_fn: Callable[[], networks.ImpalaNetwork],
                observation_spec: Mapping[str, tuple],
                strategy: Optional[tf.distribute.Strategy] = None,
-               anneal_learning_rate: bool = True):
+               anneal_learning_rate: bool = True,
+               xla_gradients: bool = False):
     self.config = config
     self.strategy = strategy or make_strategy()
     self.observation_spec = dict(observation_spec)
@@ -151,6 +156,8 @@ class Learner:
     self.anneal_learning_rate = tf.Variable(
         bool(anneal_learning_rate), dtype=tf.bool, trainable=False,
         name="anneal_learning_rate")
+    self._gradients = (tf.function(self._part_gradients, jit_compile=True)
+                       if xla_gradients else self._part_gradients)
     self._update = tf.function(self._update_fn)
 
   @property
@@ -223,6 +230,9 @@ class Learner:
     variables = self.network.trainable_variables
     size = batch["reward"].shape[0]
     parts = microbatch_parts(size, config.learner_microbatch_size)
+    # Read here, not in the gradient: an XLA cluster on another replica's
+    # device cannot read a variable that lives on the first one's.
+    entropy_cost = self.hyperparameters["entropy_cost"].read_value()
     gradients, logs = None, None
     for i in range(parts):
       part = tf.nest.map_structure(
@@ -233,7 +243,8 @@ class Learner:
         # are alive at a time.
         with tf.control_dependencies(gradients):
           part = tf.nest.map_structure(tf.identity, part)
-      part_gradients, part_logs = self._part_gradients(part, variables)
+      part_gradients, part_logs = self._gradients(part, variables,
+                                                  entropy_cost)
       if gradients is None:
         gradients, logs = part_gradients, part_logs
       else:
@@ -276,7 +287,7 @@ class Learner:
     logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))
     return logs
 
-  def _part_gradients(self, batch, variables):
+  def _part_gradients(self, batch, variables, entropy_cost):
     """The loss gradient of `batch` (`[B, T+1, ...]`) and its logs."""
     config = self.config
     tm = trajectory.to_time_major(batch)
@@ -316,7 +327,7 @@ class Learner:
       baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
       entropy_loss = losses.entropy_loss(target_logits, reduction)
       total_loss = (pg_loss + config.baseline_cost * baseline_loss +
-                    self.hyperparameters["entropy_cost"] * entropy_loss)
+                    entropy_cost * entropy_loss)
     logs = {"total_loss": total_loss, "pg_loss": pg_loss,
             "baseline_loss": baseline_loss, "entropy_loss": entropy_loss,
             "mean_vs": tf.reduce_mean(targets.vs),

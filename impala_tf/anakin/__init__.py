@@ -54,8 +54,9 @@ class Anakin:
     envs_per_replica: environments per replica, its share of the batch.
     seed: seeds the environments (each replica its own) and the actions.
     xla: compile each replica's unroll (the environments and the policy
-      stepped T times) with XLA; the update is TensorFlow's own graph (its
-      all-reduce cannot sit inside an XLA cluster).
+      stepped T times) with XLA (the update's loss gradient is the
+      learner's to compile: `Learner(xla_gradients=True)`; its all-reduce
+      cannot sit inside an XLA cluster).
   """
 
   def __init__(self, env: tfenvs.TFEnvironment, learner: learner_lib.Learner,
@@ -249,25 +250,32 @@ class AnakinSource:
     per_iteration = self.trainer.frames_per_iteration
     count = self.iterations if left >= self.iterations * per_iteration else 1
     logs, returns, self._carry = self.trainer.train(self._carry, count)
-    logs = {name: value.numpy() for name, value in logs.items()}
-    returns = returns.numpy()
     self.compute_s = time.time() - start
     self._calls += 1
     if self._calls == 1:
       loop.log(f"Anakin: the act-and-learn program was traced, compiled and "
                f"ran its first {count} updates in {self.compute_s:.1f} s.")
-    size = returns.shape[1]
-    level_id = np.zeros(size, np.int32)
-    no_lag, fresh = np.zeros(size, np.int64), np.zeros(size, bool)
-    return [base.Update({"episode_return": returns[i], "level_id": level_id},
-                        {name: value[i] for name, value in logs.items()},
-                        no_lag, fresh) for i in range(count)]
+    return updates_of(logs, returns)
 
   def fill(self):
     return None  # No queue.
 
   def close(self):
     pass
+
+
+def updates_of(logs, returns) -> list:
+  """The `base.Update`s, one per iteration, of what `Anakin.train`
+  returned (its logs and episode returns), as the loop's parts read them
+  (no policy lag, nothing replayed, one level)."""
+  logs = {name: np.asarray(value) for name, value in logs.items()}
+  returns = np.asarray(returns)
+  count, size = returns.shape[:2]
+  level_id = np.zeros(size, np.int32)
+  no_lag, fresh = np.zeros(size, np.int64), np.zeros(size, bool)
+  return [base.Update({"episode_return": returns[i], "level_id": level_id},
+                      {name: value[i] for name, value in logs.items()},
+                      no_lag, fresh) for i in range(count)]
 
 
 def devices(replicas: int) -> list[str]:
@@ -305,7 +313,8 @@ def run(experiment, *, replicas: int = 0, iterations: int = 4,
   Args:
     replicas: see `devices` (ignored with `device_names`).
     iterations: updates per call of the compiled program.
-    xla: compile each replica's unroll with XLA (`Anakin`).
+    xla: compile each replica's unroll (`Anakin`) and the loss gradient
+      (`Learner`'s `xla_gradients`) with XLA.
   """
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   (level,) = experiment.levels
@@ -327,13 +336,14 @@ def run(experiment, *, replicas: int = 0, iterations: int = 4,
                      f"evenly over {len(names)} replicas.")
   learner = learner_lib.Learner(config, experiment.make_network,
                                 experiment.observation_spec,
-                                strategy=learner_lib.make_strategy(names))
+                                strategy=learner_lib.make_strategy(names),
+                                xla_gradients=xla)
   trainer = Anakin(env, learner, config.batch_size // len(names), seed=seed,
                    xla=xla)
   log(f"Anakin: {level} written in TensorFlow, {config.batch_size} "
       f"environments over {len(names)} replica(s) ({', '.join(names)}), "
       f"{iterations} updates per call of the compiled program, unroll "
-      f"{'compiled with XLA' if xla else 'in TensorFlow graph ops'}.")
+      f"and loss gradient {'compiled with XLA' if xla else 'as graph ops'}.")
   return learner_loop.run_loop(
       experiment, learner, AnakinSource(trainer, iterations), logdir=logdir,
       log_interval_s=log_interval_s,

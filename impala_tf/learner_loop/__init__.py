@@ -84,11 +84,31 @@ def run_loop(experiment, learner, source, *,
              log: Callable[[str], None] = print,
              extra_parts: Sequence[base.LoopPart] = (),
              max_nonfinite_updates: int = 5) -> loop_lib.TrainingResult:
+  """The standard loop (`make_loop`) on updates from `source`, run to its
+  end; ends with the "Done" line. See `run_learner`."""
+  loop = make_loop(
+      experiment, learner, source, actor_parts=actor_parts, logdir=logdir,
+      log_interval_s=log_interval_s,
+      checkpoint_interval_s=checkpoint_interval_s, stop=stop, log=log,
+      extra_parts=extra_parts, max_nonfinite_updates=max_nonfinite_updates)
+  result = loop.run()
+  log(progress.done_line(result, experiment.config.total_frames))
+  return result
+
+
+def make_loop(experiment, learner, source, *,
+              actor_parts: Sequence[base.LoopPart] = (),
+              logdir: Optional[str] = None, log_interval_s: float = 5.0,
+              checkpoint_interval_s: float = 600.0,
+              stop: Optional[threading.Event] = None,
+              log: Callable[[str], None] = print,
+              extra_parts: Sequence[base.LoopPart] = (),
+              max_nonfinite_updates: int = 5) -> loop_lib.LearnerLoop:
   """The standard loop on updates from `source` (`loop.QueueSource`, or
   anakin mode's): the run record, checkpoints and the exported policy
   under `logdir`, the divergence guard, then `actor_parts` (what a run with
   actors adds: weights publishing, actor health and count), progress
-  lines and `extra_parts`. See `run_learner`. Ends with the "Done" line."""
+  lines and `extra_parts`."""
   parts = []
   if logdir:
     parts.append(recording.RunRecord(logdir))
@@ -102,8 +122,5 @@ def run_loop(experiment, learner, source, *,
   parts.extend(actor_parts)
   parts.append(progress.ProgressReporter(log_interval_s, logdir))
   parts.extend(extra_parts)
-  loop = loop_lib.LearnerLoop(experiment, learner, source, parts, stop=stop,
+  return loop_lib.LearnerLoop(experiment, learner, source, parts, stop=stop,
                               log=log)
-  result = loop.run()
-  log(progress.done_line(result, experiment.config.total_frames))
-  return result

@@ -284,6 +284,7 @@ class LearnerLoop:
     self.status: dict[str, str] = {}
     self.last_batch_time = time.time()
     self.published_version: Optional[int] = None
+    self._started: list[base.LoopPart] = []
 
   @property
   def num_frames(self) -> int:
@@ -301,39 +302,51 @@ class LearnerLoop:
     """Trains until `config.total_frames` (or `stop`), then closes the
     queue (actors blocked on it exit) and ends every part."""
     total_frames = self.experiment.config.total_frames
-    self.start_time = time.time()
-    started = []
     try:
-      for part in self.parts:
-        part.start(self)
-        started.append(part)
-      self._train(total_frames)
+      self.begin()
+      source = self.source
+      source.start(self)
+      while self.num_frames < total_frames and not self.stop.is_set():
+        wait_start = time.time()
+        try:
+          updates = source.next_updates(self, timeout_s=1.0)
+        except queue_runtime.QueueClosedError:
+          self.log("The trajectory queue closed; stopping.")
+          break
+        self.wait_s += time.time() - wait_start - source.compute_s
+        self.feed(updates)
     except BaseException as error:
       self.error = error
       raise
     finally:
-      self._end(started)
+      self.finish()
     return self.result()
 
-  def _train(self, total_frames: int):
-    source = self.source
-    source.start(self)
-    while self.num_frames < total_frames and not self.stop.is_set():
-      wait_start = time.time()
-      try:
-        updates = source.next_updates(self, timeout_s=1.0)
-      except queue_runtime.QueueClosedError:
-        self.log("The trajectory queue closed; stopping.")
-        break
-      self.wait_s += time.time() - wait_start - source.compute_s
-      if not updates:
-        self._tick()
-        continue
+  # A loop driven from outside (several agents trained in one program,
+  # `impala_tf.anakin.together`): `begin`, then `feed` each call's updates,
+  # then `finish` (with `error` set first if the run failed).
+
+  def begin(self):
+    """Starts the parts (restores a checkpoint, saves config.json, ...)."""
+    self.start_time = time.time()
+    for part in self.parts:
+      part.start(self)
+      self._started.append(part)
+
+  def feed(self, updates: Sequence[base.Update]):
+    """Hands `updates` (possibly none: an idle second) to every part, then
+    lets the periodic ones (progress, checkpoints) run."""
+    if updates:
       self.last_batch_time = time.time()
-      for update in updates:
-        for part in self.parts:
-          part.after_update(self, update)
-      self._tick()
+    for update in updates:
+      for part in self.parts:
+        part.after_update(self, update)
+    self._tick()
+
+  def finish(self):
+    """Ends every started part (see `_end`); once."""
+    started, self._started = self._started, []
+    self._end(started)
 
   def _end(self, started):
     """Closes the source's queue (actors blocked on it exit) and ends

@@ -21,7 +21,8 @@ def _anakin(devices, seed=0, xla=False):
   exp = experiment.build("catch")
   learner = learner_lib.Learner(exp.config, exp.make_network,
                                 exp.observation_spec,
-                                strategy=learner_lib.make_strategy(devices))
+                                strategy=learner_lib.make_strategy(devices),
+                                xla_gradients=xla)
   return anakin.Anakin(catch.Catch(), learner,
                        envs_per_replica=exp.config.batch_size // len(devices),
                        seed=seed, xla=xla)
@@ -77,7 +78,7 @@ def test_an_anakin_unroll_is_an_actors_trajectory():
                                 batch["prev_action"][:, -1])
 
 
-def test_the_xla_unroll_is_the_graph_unroll():
+def test_the_xla_unroll_and_update_are_the_graph_ones():
   graph, xla = _anakin(["/cpu:0"]), _anakin(["/cpu:0"], xla=True)
   for mine, theirs in zip(xla.learner.variables, graph.learner.variables):
     mine.assign(theirs.numpy())
@@ -90,6 +91,14 @@ def test_the_xla_unroll_is_the_graph_unroll():
                                  atol=1e-5)
     else:
       np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+  # The learner's XLA-compiled loss gradient makes the same update.
+  graph_logs, xla_logs = graph.learner.update(expected), xla.learner.update(
+      expected)
+  np.testing.assert_allclose(xla_logs["total_loss"], graph_logs["total_loss"],
+                             rtol=1e-4)
+  for mine, theirs in zip(xla.learner.variables, graph.learner.variables):
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=mine.name)
 
 
 def test_two_replicas_make_the_update_one_device_makes_of_their_batch():
@@ -167,3 +176,48 @@ def test_an_anakin_run_keeps_its_run_directory_resumes_and_exports(tmp_path):
   report = evaluation.evaluate(policy, episodes=100, num_envs=8,
                                show_progress=False, log=lambda _: None)
   assert report["levels"]["catch"]["mean"] >= 0.9, report["levels"]
+
+
+def _plans(tmp_path, *flag_sets):
+  from impala_tf import launch_flags  # pylint: disable=g-import-not-at-top
+  return [launch_flags.plan_from_argv(
+      ["impala_tf.launch", "--suite=catch", "--run_mode=anakin",
+       f"--logdir={tmp_path / f'run{i}'}", "--log_interval_s=1", *flags],
+      environ={}) for i, flags in enumerate(flag_sets)]
+
+
+def test_runs_trained_together_keep_their_own_agents_and_directories(
+    tmp_path):
+  import threading  # pylint: disable=g-import-not-at-top
+  from impala_tf.anakin import together  # pylint: disable=g-import-not-at-top
+  plans = _plans(tmp_path, ["--seed=0", "--total_frames=10240"],
+                 ["--seed=1", "--total_frames=10240",
+                  "--entropy_cost=0.02"])
+  lines = []
+  results = together.train_together(plans, stop=threading.Event(),
+                                    log=lines.append)
+  assert [r.num_frames for r in results] == [10_240, 10_240]
+  assert [r.num_updates for r in results] == [16, 16]
+  for i, plan in enumerate(plans):
+    run = tmp_path / f"run{i}"
+    record = json.loads((run / "result.json").read_text())
+    assert record["status"] == "completed" and record["num_frames"] == 10_240
+    assert json.loads((run / "config.json").read_text())["config"][
+        "entropy_cost"] == plan.experiment.config.entropy_cost
+    assert (run / "saved_model").is_dir() and (run / "checkpoints").is_dir()
+    assert any(line.startswith(f"[run{i}] Done: 10,240 frames, 16 updates")
+               for line in lines), lines
+  # Two agents: their own seeds, hyperparameters and so their own games.
+  assert results[0].episodes != results[1].episodes or (
+      results[0].mean_returns != results[1].mean_returns)
+
+
+def test_runs_that_cannot_share_a_program_are_refused(tmp_path):
+  from impala_tf.anakin import together  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="share their frame budget and the "
+                     "frames of an update"):
+    together.check_together(_plans(tmp_path, ["--total_frames=10240"],
+                                   ["--total_frames=20480"]))
+  with pytest.raises(ValueError, match="need --run_mode=anakin"):
+    together.check_together(_plans(tmp_path, []) + [
+        plan_lib.resolve({"suite": "catch", "logdir": "x"}, {})])

@@ -1,0 +1,129 @@
+"""Anakin mode against the actor-learner modes, on the same machine.
+
+Runs `python -m impala_tf.launch` on `--level` (catch, or the gymnasium
+suite's CartPole-v1) in anakin mode and in the threads and processes modes,
+alternating, `--repeats` times each, every run for `--frames` frames in a
+fresh run directory, and reads its progress lines (one a second) as they
+come, stamped with the wall-clock time since the command started. For each
+mode it prints medians over the repeats of:
+
+* frames/s: the steady rate, frames between the second and the last
+  progress line over the time between them (the first line holds start-up
+  and, in anakin mode, tracing and compilation);
+* start: seconds from the command to its first progress line (TensorFlow's
+  import, the processes' start, anakin's compilation);
+* solved: seconds from the command until the mean return of the last 100
+  games first reached `--solved` (compilation and start-up included), and
+  at how many frames;
+
+then anakin's frames/s and time to solve against the processes mode's.
+Several anakin settings (`--anakin_variants`, separated by ';') each run
+as a mode of their own. Use a quiet machine: every mode shares its cores.
+
+  python benchmarks/anakin.py [--level catch] [--frames 256000]
+      [--repeats 3] [--solved 0.9]
+      [--anakin_variants '--anakin_xla;--noanakin_xla']
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from impala_tf.runtime import cpu
+
+LEVELS = {"catch": ["--suite=catch"],
+          "CartPole-v1": ["--suite=gymnasium", "--levels=CartPole-v1"]}
+LINE = re.compile(r"^frames ([\d,]+) \|.*?\| (?:return ([-\d.]+)|no games)")
+
+
+def run_once(level: str, mode_flags: list[str], frames: int, solved: float,
+             workdir: str) -> dict:
+  """One launch; its figures (module docstring)."""
+  logdir = tempfile.mkdtemp(dir=workdir)
+  command = [sys.executable, "-m", "impala_tf.launch", *LEVELS[level],
+             f"--total_frames={frames}", "--log_interval_s=1",
+             f"--logdir={logdir}", *mode_flags]
+  start = time.time()
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  points, solved_at = [], None
+  tail = []
+  for line in process.stdout:
+    now = time.time() - start
+    tail = (tail + [line.rstrip()])[-5:]
+    match = LINE.match(line)
+    if not match:
+      continue
+    count = int(match.group(1).replace(",", ""))
+    points.append((now, count))
+    if (solved_at is None and match.group(2) is not None
+        and float(match.group(2)) >= solved):
+      solved_at = (now, count)
+  if process.wait() != 0 or len(points) < 3:
+    raise RuntimeError(f"{' '.join(command)} ended with code "
+                       f"{process.returncode} after {len(points)} progress "
+                       "lines: " + " / ".join(tail))
+  (t1, f1), (t2, f2) = points[1], points[-1]
+  return {"fps": (f2 - f1) / (t2 - t1), "start_s": points[0][0],
+          "solved_s": solved_at[0] if solved_at else float("nan"),
+          "solved_frames": solved_at[1] if solved_at else float("nan")}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--level", default="catch", choices=sorted(LEVELS))
+  parser.add_argument("--frames", type=int, default=256_000)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--solved", type=float, default=None,
+                      help="Default 0.9 for catch, 475 for CartPole-v1.")
+  parser.add_argument("--anakin_variants", default="",
+                      help="Anakin settings separated by ';', e.g. "
+                      "'--anakin_xla;--noanakin_xla'.")
+  parser.add_argument("--modes", default="anakin,threads,processes")
+  args = parser.parse_args()
+  solved = args.solved if args.solved is not None else (
+      0.9 if args.level == "catch" else 475.0)
+  modes = {}
+  for mode in args.modes.split(","):
+    if mode == "anakin":
+      for variant in args.anakin_variants.split(";"):
+        name = f"anakin {variant}".strip()
+        modes[name] = ["--run_mode=anakin", *variant.split()]
+    else:
+      modes[mode] = [f"--run_mode={mode}"]
+  print(f"CPU: {cpu.read_cpu_info().describe()}; {args.level}, "
+        f"{args.frames:,} frames per run, solved = mean of the last 100 "
+        f"games >= {solved:g}; medians of {args.repeats}, alternating",
+        flush=True)
+  results = {name: [] for name in modes}
+  with tempfile.TemporaryDirectory() as workdir:
+    for repeat in range(args.repeats):
+      for name, flags in modes.items():
+        result = run_once(args.level, flags, args.frames, solved, workdir)
+        results[name].append(result)
+        print(f"  run {repeat + 1} {name}: {result['fps']:,.0f} f/s, first "
+              f"line at {result['start_s']:.1f} s, solved at "
+              f"{result['solved_s']:.1f} s ({result['solved_frames']:,} "
+              "frames)", flush=True)
+  medians = {name: {key: statistics.median(r[key] for r in runs)
+                    for key in runs[0]} for name, runs in results.items()}
+  for name, m in medians.items():
+    print(f"{name:32s} {m['fps']:>10,.0f} f/s | first line "
+          f"{m['start_s']:5.1f} s | solved {m['solved_s']:6.1f} s at "
+          f"{m['solved_frames']:,.0f} frames")
+  if "processes" in medians:
+    base = medians["processes"]
+    for name, m in medians.items():
+      if name.startswith("anakin"):
+        print(f"{name}: {m['fps'] / base['fps']:.1f}x the processes mode's "
+              f"frames/s; solved in {m['solved_s'] / base['solved_s']:.2f}x "
+              "its wall-clock time")
+
+
+if __name__ == "__main__":
+  main()

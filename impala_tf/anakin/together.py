@@ -1,0 +1,207 @@
+r"""Several anakin runs trained in one compiled program: many seeds (or
+hyperparameter settings) of an ablation at once.
+
+  python -m impala_tf.anakin.together RUNS.json
+
+RUNS.json is a list of launch command lines (each a list of `python -m
+impala_tf.launch` flags, every one with `--run_mode=anakin` and its own
+`--logdir`); `python -m impala_tf.ablate --run_mode=anakin --together`
+writes one and starts this. Each run is an agent of its own (its network,
+optimiser, hyperparameters, seed and environments) and a run directory of
+its own, with everything a run keeps (config.json, progress lines prefixed
+with the run's name, summaries, checkpoints and resume, result.json, the
+exported policy). One `tf.function` steps and updates every agent
+`--anakin_iterations` times per call: one process, one TensorFlow start,
+one trace, and TensorFlow's executor runs the agents' independent ops side
+by side on the machine's cores.
+
+The agents are not vectorised into one set of wider kernels (as `jax.vmap`
+would do): TensorFlow has no map over the variables of a network, so each
+agent keeps its own ops (docs/benchmarks.md measures what running them
+together gains over one after another). They share the frame budget and
+the frames of an update (runs differing in these are refused); a run that
+ends early (diverged) stops being recorded while the others go on.
+"""
+
+import json
+import os
+import threading
+import time
+from typing import Callable, Sequence
+
+
+class _Member:
+  """One agent's update source inside a `Together` call (no queue)."""
+
+  compute_s = 0.0
+
+  def start(self, loop):
+    del loop
+
+  def fill(self):
+    return None
+
+  def close(self):
+    pass
+
+
+def train_together(plans: Sequence, *, stop: threading.Event,
+                   log: Callable[[str], None] = print) -> list:
+  """Trains every plan (role "anakin") together until their common frame
+  budget is spent or `stop` is set; returns each run's
+  `learner_loop.TrainingResult` (None for one that failed)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from impala_tf import anakin  # pylint: disable=g-import-not-at-top
+  from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
+  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import tf_levels  # pylint: disable=g-import-not-at-top
+  check_together(plans)
+  # Every agent on the first device (one logical CPU device per agent in
+  # turn was no faster on 2 cores: docs/benchmarks.md).
+  strategy = learner_lib.make_strategy(anakin.devices(1)[:1])
+  trainers, loops = [], []
+  for plan in plans:
+    exp = plan.experiment
+    name = os.path.basename(os.path.normpath(plan.logdir))
+    learner = learner_lib.Learner(exp.config, exp.make_network,
+                                  exp.observation_spec, strategy=strategy,
+                                  xla_gradients=plan.anakin.xla)
+    trainers.append(anakin.Anakin(
+        tf_levels.make(exp.suite, exp.levels[0]), learner,
+        exp.config.batch_size, seed=plan.seed, xla=plan.anakin.xla))
+    loops.append(learner_loop.make_loop(
+        exp, learner, _Member(), logdir=plan.logdir,
+        log_interval_s=plan.loop.log_interval_s,
+        checkpoint_interval_s=plan.loop.checkpoint_interval_s, stop=stop,
+        log=lambda line, name=name: log(f"[{name}] {line}"),
+        max_nonfinite_updates=plan.loop.max_nonfinite_updates))
+  program = tf.function(lambda carries, count: [
+      trainer._train_fn(carry, count)  # pylint: disable=protected-access
+      for trainer, carry in zip(trainers, carries)])
+  total = plans[0].experiment.config.total_frames
+  per_iteration = trainers[0].frames_per_iteration
+  iterations = plans[0].anakin.iterations
+  active = list(range(len(plans)))
+  try:
+    for loop in loops:
+      loop.begin()
+    carries = [trainer.initial_carry() for trainer in trainers]
+    log(f"Together: {len(plans)} agents in one compiled program, "
+        f"{iterations} updates each per call.")
+    first = True
+    while active and not stop.is_set():
+      left = total - loops[active[0]].num_frames
+      if left <= 0:
+        break
+      count = iterations if left >= iterations * per_iteration else 1
+      start = time.time()
+      outputs = program(carries, count)
+      carries = [carry for _, _, carry in outputs]
+      if first:
+        log(f"Together: traced, compiled and ran the first {count} updates "
+            f"of every agent in {time.time() - start:.1f} s.")
+        first = False
+      for index in list(active):
+        logs, returns, _ = outputs[index]
+        try:
+          loops[index].feed(anakin.updates_of(logs, returns))
+        except Exception as error:  # pylint: disable=broad-except
+          # This run ends (recorded as diverged or failed); the others go
+          # on, its agent's results are no longer read.
+          loops[index].error = error
+          log(f"[{_name(plans[index])}] {type(error).__name__}: {error}")
+          active.remove(index)
+          _finish(loops[index], plans[index], log)
+  except BaseException as error:
+    for index in active:
+      loops[index].error = loops[index].error or error
+    raise
+  finally:
+    for index in active:
+      _finish(loops[index], plans[index], log)
+  return [loop.result() if loop.error is None else None for loop in loops]
+
+
+def _name(plan) -> str:
+  return os.path.basename(os.path.normpath(plan.logdir))
+
+
+def _finish(loop, plan, log):
+  from impala_tf.learner_loop import progress  # pylint: disable=g-import-not-at-top
+  loop.finish()
+  if loop.error is None:
+    log(f"[{_name(plan)}] " + progress.done_line(
+        loop.result(), plan.experiment.config.total_frames))
+
+
+def check_together(plans: Sequence) -> None:
+  """Refuses runs that cannot share one program, in one line."""
+  if not plans:
+    raise ValueError("No runs to train together.")
+  not_anakin = [p.logdir for p in plans if p.role != "anakin"]
+  if not_anakin:
+    raise ValueError(f"Runs trained together need --run_mode=anakin; "
+                     f"{', '.join(map(str, not_anakin))} have not.")
+  budgets = {(p.experiment.config.total_frames,
+              p.experiment.config.frames_per_update) for p in plans}
+  if len(budgets) > 1:
+    raise ValueError(
+        "Runs trained together share their frame budget and the frames of "
+        "an update (--total_frames, --batch_size, --unroll_length); got "
+        + "; ".join(f"{t:,} and {u:,}" for t, u in sorted(budgets)) + ".")
+  logdirs = [os.path.normpath(p.logdir) for p in plans]
+  if len(set(logdirs)) != len(logdirs):
+    raise ValueError("Runs trained together need a --logdir each.")
+
+
+def main(argv: Sequence[str]) -> int:
+  """`python -m impala_tf.anakin.together RUNS.json` (module docstring)."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from impala_tf import launch_flags  # pylint: disable=g-import-not-at-top
+  from impala_tf.config import plan as plan_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.records import run_lock  # pylint: disable=g-import-not-at-top
+  from impala_tf.roles import common  # pylint: disable=g-import-not-at-top
+  if len(argv) != 2:
+    raise app.UsageError("expected one argument, RUNS.json: a list of "
+                         "launch flag lists.")
+  try:
+    with open(argv[1]) as f:
+      commands = json.load(f)
+  except (OSError, ValueError) as e:
+    raise app.UsageError(f"{argv[1]}: {e}") from None
+  if not (isinstance(commands, list) and all(
+      isinstance(c, list) and all(isinstance(a, str) for a in c)
+      for c in commands)):
+    raise app.UsageError(f"{argv[1]}: expected a JSON list of lists of "
+                         "launch flags.")
+  plans = [launch_flags.plan_from_argv(["impala_tf.launch", *command],
+                                       environ={}) for command in commands]
+  try:
+    check_together(plans)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  for plan in plans:
+    plan_lib.check_run_directory(plan.logdir)
+    plan_lib.check_resume(plan)
+  locks = []
+  try:
+    for plan in plans:
+      try:
+        locks.append(run_lock.RunLock(plan.logdir).acquire(log=common.log))
+      except run_lock.RunDirectoryBusyError as e:
+        raise plan_lib.PlanError(str(e)) from None
+    common.log(f"Together on {common.configure_cpu(plans[0], 'anakin')}.")
+    from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
+    tf_startup.set_log_level(plans[0].tf_log_level)
+    stop = threading.Event()
+    common.stop_on_signals(stop)
+    results = train_together(plans, stop=stop, log=common.log)
+  finally:
+    for lock in locks:
+      lock.release()
+  return 0 if all(r is not None for r in results) else 1
+
+
+if __name__ == "__main__":
+  from impala_tf import cli  # pylint: disable=g-import-not-at-top
+  cli.run("anakin.together", main)
