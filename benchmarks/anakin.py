@@ -7,9 +7,9 @@ fresh run directory, and reads its progress lines (one a second) as they
 come, stamped with the wall-clock time since the command started. For each
 mode it prints medians over the repeats of:
 
-* frames/s: the steady rate, frames between the second and the last
-  progress line over the time between them (the first line holds start-up
-  and, in anakin mode, tracing and compilation);
+* frames/s: the steady rate, frames between the first and the last
+  progress line (four a second) over the time between them (start-up and, in anakin mode,
+  tracing and compilation come before the first line);
 * start: seconds from the command to its first progress line (TensorFlow's
   import, the processes' start, anakin's compilation);
 * solved: seconds from the command until the mean return of the last 100
@@ -19,6 +19,12 @@ mode it prints medians over the repeats of:
 then anakin's frames/s and time to solve against the processes mode's.
 Several anakin settings (`--anakin_variants`, separated by ';') each run
 as a mode of their own. Use a quiet machine: every mode shares its cores.
+
+With `--agents N`, it instead trains N agents (seeds 0..N-1) for
+`--frames` each, alternating `--repeats` times between one process and
+one compiled program for all (`python -m impala_tf.anakin.together`) and N
+anakin launches one after another, and prints agents per minute of wall
+clock (TensorFlow's start, tracing and compilation included) for both.
 
   python benchmarks/anakin.py [--level catch] [--frames 256000]
       [--repeats 3] [--solved 0.9]
@@ -39,6 +45,9 @@ from impala_tf.runtime import cpu
 LEVELS = {"catch": ["--suite=catch"],
           "CartPole-v1": ["--suite=gymnasium", "--levels=CartPole-v1"]}
 LINE = re.compile(r"^frames ([\d,]+) \|.*?\| (?:return ([-\d.]+)|no games)")
+# The last line: its frames and the level's mean return (for "solved"
+# only: it comes after the policy's export).
+DONE = re.compile(r"^Done: ([\d,]+) frames.*?episodes: \S+ ([-\d.]+) \(")
 
 
 def run_once(level: str, mode_flags: list[str], frames: int, solved: float,
@@ -46,7 +55,7 @@ def run_once(level: str, mode_flags: list[str], frames: int, solved: float,
   """One launch; its figures (module docstring)."""
   logdir = tempfile.mkdtemp(dir=workdir)
   command = [sys.executable, "-m", "impala_tf.launch", *LEVELS[level],
-             f"--total_frames={frames}", "--log_interval_s=1",
+             f"--total_frames={frames}", "--log_interval_s=0.25",
              f"--logdir={logdir}", *mode_flags]
   start = time.time()
   process = subprocess.Popen(command, stdout=subprocess.PIPE,
@@ -57,21 +66,47 @@ def run_once(level: str, mode_flags: list[str], frames: int, solved: float,
     now = time.time() - start
     tail = (tail + [line.rstrip()])[-5:]
     match = LINE.match(line)
-    if not match:
+    done = DONE.match(line)
+    if not (match or done):
       continue
-    count = int(match.group(1).replace(",", ""))
-    points.append((now, count))
+    count = int((match or done).group(1).replace(",", ""))
+    if match:
+      points.append((now, count))
+    match = match or done
     if (solved_at is None and match.group(2) is not None
         and float(match.group(2)) >= solved):
       solved_at = (now, count)
-  if process.wait() != 0 or len(points) < 3:
+  if process.wait() != 0 or len(points) < 2:
     raise RuntimeError(f"{' '.join(command)} ended with code "
                        f"{process.returncode} after {len(points)} progress "
                        "lines: " + " / ".join(tail))
-  (t1, f1), (t2, f2) = points[1], points[-1]
+  (t1, f1), (t2, f2) = points[0], points[-1]
   return {"fps": (f2 - f1) / (t2 - t1), "start_s": points[0][0],
           "solved_s": solved_at[0] if solved_at else float("nan"),
           "solved_frames": solved_at[1] if solved_at else float("nan")}
+
+
+def agents_per_minute(level: str, agents: int, frames: int, together: bool,
+                      workdir: str) -> float:
+  """N agents trained together or one by one; agents per wall-clock
+  minute, from the first command's start to the last one's end."""
+  import json  # pylint: disable=g-import-not-at-top
+  base = tempfile.mkdtemp(dir=workdir)
+  runs = [[*LEVELS[level], "--run_mode=anakin", f"--seed={seed}",
+           f"--total_frames={frames}", f"--logdir={base}/seed{seed}"]
+          for seed in range(agents)]
+  start = time.time()
+  if together:
+    path = os.path.join(base, "runs.json")
+    with open(path, "w") as f:
+      json.dump(runs, f)
+    commands = [[sys.executable, "-m", "impala_tf.anakin.together", path]]
+  else:
+    commands = [[sys.executable, "-m", "impala_tf.launch", *run]
+                for run in runs]
+  for command in commands:
+    subprocess.run(command, check=True, capture_output=True)
+  return agents / ((time.time() - start) / 60)
 
 
 def main():
@@ -85,7 +120,24 @@ def main():
                       help="Anakin settings separated by ';', e.g. "
                       "'--anakin_xla;--noanakin_xla'.")
   parser.add_argument("--modes", default="anakin,threads,processes")
+  parser.add_argument("--agents", type=int, default=0)
   args = parser.parse_args()
+  if args.agents:
+    print(f"CPU: {cpu.read_cpu_info().describe()}; {args.agents} agents on "
+          f"{args.level}, {args.frames:,} frames each; medians of "
+          f"{args.repeats}, alternating", flush=True)
+    rates = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as workdir:
+      for _ in range(args.repeats):
+        for together in (True, False):
+          rates[together].append(agents_per_minute(
+              args.level, args.agents, args.frames, together, workdir))
+          print(f"  {'together' if together else 'one by one'}: "
+                f"{rates[together][-1]:.2f} agents/min", flush=True)
+    together, alone = (statistics.median(rates[k]) for k in (True, False))
+    print(f"together {together:.2f} agents/min, one by one {alone:.2f}: "
+          f"{together / alone:.2f}x")
+    return
   solved = args.solved if args.solved is not None else (
       0.9 if args.level == "catch" else 475.0)
   modes = {}

@@ -115,7 +115,7 @@ def _define_process_flags(define):
                  "is split over, gradients all-reduced (0: every GPU, "
                  "else the CPU as one device; N > 1 on a CPU splits it "
                  "into N logical devices).", lower_bound=0)
-  define.integer("anakin_iterations", 4, "Anakin mode: unrolls and "
+  define.integer("anakin_iterations", 8, "Anakin mode: unrolls and "
                  "updates per call of the compiled program (progress, "
                  "checkpoints and stopping happen between calls; more "
                  "take longer to trace: docs/benchmarks.md).",

@@ -297,7 +297,7 @@ def devices(replicas: int) -> list[str]:
   return ["/cpu:0"]
 
 
-def run(experiment, *, replicas: int = 0, iterations: int = 4,
+def run(experiment, *, replicas: int = 0, iterations: int = 8,
         xla: bool = True,
         logdir: Optional[str] = None, seed: int = 0,
         log_interval_s: float = 5.0, checkpoint_interval_s: float = 600.0,
