@@ -9,10 +9,11 @@ V-trace, the losses, the all-reduced gradients, RMSProp and the divergence
 guard): there is no second copy of the update, and no process, queue or
 host round trip. `Anakin.train` runs several such iterations per call.
 
-The behaviour logits are the network's own at acting time, one update
-behind at most: step 0 of an unroll (the last step of the one before) is
-acted on again with the current weights, so a whole unroll comes from one
-set of weights and the policy lag is 0.
+The behaviour logits are the network's own at acting time: step 0 of an
+unroll (the last step of the one before) is acted on again with the
+current weights, so a whole unroll comes from one set of weights and the
+policy lag is 0 (an LSTM's state at step 0 was computed by the weights
+before the last update, as an actor's is).
 
 `--run_mode=anakin` (`run`) trains a run this way inside the learner's own
 loop (`learner_loop.run_loop` with an `AnakinSource`): the same run
