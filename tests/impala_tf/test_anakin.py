@@ -186,6 +186,7 @@ def _plans(tmp_path, *flag_sets):
       environ={}) for i, flags in enumerate(flag_sets)]
 
 
+@pytest.mark.slow
 def test_runs_trained_together_keep_their_own_agents_and_directories(
     tmp_path):
   import threading  # pylint: disable=g-import-not-at-top
