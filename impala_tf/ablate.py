@@ -170,11 +170,18 @@ def together_command(todo: Sequence[GridPoint], commands: dict,
   path = os.path.join(output, "together.json")
   with open(path, "w") as f:
     json.dump([commands[p][3:] for p in todo], f, indent=1)
-  return {TogetherPoint(): [sys.executable, "-m", "impala_tf.anakin.together", path]}
+  return {TogetherPoint(): [sys.executable, "-m", "impala_tf.anakin.together",
+                            path]}
 
 
 def status(output: str, point: GridPoint) -> Optional[dict]:
   return runs.result(os.path.join(output, point.name))
+
+
+def unfinished(points: Sequence[GridPoint], output: str) -> list[GridPoint]:
+  """The points whose runs have not finished (completed or diverged)."""
+  return [p for p in points
+          if (status(output, p) or {}).get("status") not in _FINISHED]
 
 
 def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
@@ -188,8 +195,7 @@ def run_grid(points: Sequence[GridPoint], commands: dict, parallel: int,
   `stop_grace_s` is killed), nothing new starts, and `GridStopped` is
   raised. The same command later resumes them.
   """
-  todo = [p for p in points
-          if (status(output, p) or {}).get("status") not in _FINISHED]
+  todo = unfinished(points, output)
   done = len(points) - len(todo)
   if done:
     log(f"{done} of {len(points)} runs already finished; running the other "
@@ -520,16 +526,10 @@ def main(argv):
     save_sweep(output, FLAGS.sweep, FLAGS.sweep_seed, sets)
   print(f"Ablation grid: {len(points)} runs of {FLAGS.total_frames:,} frames "
         f"in {output}, {FLAGS.parallel} at a time.", flush=True)
+  points_to_run = points
   if FLAGS.together:
-    todo = [p for p in points
-            if (status(output, p) or {}).get("status") not in _FINISHED]
-    commands = together_command(todo, commands, output)
-    if not commands:
-      points_to_run = []
-    else:
-      points_to_run = [TogetherPoint()]
-  else:
-    points_to_run = points
+    commands = together_command(unfinished(points, output), commands, output)
+    points_to_run = list(commands)  # The one "together" run, or none.
   try:
     run_grid(points_to_run, commands, FLAGS.parallel, output,
              log=lambda line: print(line, flush=True))

@@ -247,9 +247,9 @@ class AnakinSource:
   def next_updates(self, loop, timeout_s: float) -> list:
     del timeout_s  # It never waits.
     start = time.time()
-    left = loop.experiment.config.total_frames - loop.num_frames
-    per_iteration = self.trainer.frames_per_iteration
-    count = self.iterations if left >= self.iterations * per_iteration else 1
+    count = updates_per_call(
+        loop.experiment.config.total_frames - loop.num_frames,
+        self.iterations, self.trainer.frames_per_iteration)
     logs, returns, self._carry = self.trainer.train(self._carry, count)
     self.compute_s = time.time() - start
     self._calls += 1
@@ -263,6 +263,36 @@ class AnakinSource:
 
   def close(self):
     pass
+
+
+def updates_per_call(frames_left: int, iterations: int,
+                     frames_per_iteration: int) -> int:
+  """`iterations`, or 1 when fewer frames than that many iterations' are
+  left: a run stops at its budget within one update, as a learner fed by
+  actors does (each count is traced once)."""
+  return iterations if frames_left >= iterations * frames_per_iteration else 1
+
+
+def environment_for(experiment) -> tfenvs.TFEnvironment:
+  """The TensorFlow version of `experiment`'s one level, checked against
+  the agent's actions and observations.
+
+  Raises:
+    ValueError: they differ (an observation option changed the agent's).
+  """
+  (level,) = experiment.levels
+  env = tf_levels.make(experiment.suite, level)
+  normal = lambda spec: {name: (tuple(shape), np.dtype(dtype))
+                         for name, (shape, dtype) in spec.items()}
+  spec = normal(experiment.observation_spec)
+  if (env.num_actions != experiment.num_actions or
+      spec != normal(env.observation_spec)):
+    raise ValueError(
+        f"The TensorFlow version of {level} has {env.num_actions} actions "
+        f"and observations {dict(env.observation_spec)}, the run's agent "
+        f"{experiment.num_actions} and {spec}: drop the observation "
+        "options (--obs_*) that change them.")
+  return env
 
 
 def updates_of(logs, returns) -> list:
@@ -298,39 +328,27 @@ def devices(replicas: int) -> list[str]:
   return ["/cpu:0"]
 
 
-def run(experiment, *, replicas: int = 0, iterations: int = 8,
-        xla: bool = True,
+def run(experiment, device_names: Sequence[str] = ("/cpu:0",), *,
+        iterations: int = 8, xla: bool = True,
         logdir: Optional[str] = None, seed: int = 0,
         log_interval_s: float = 5.0, checkpoint_interval_s: float = 600.0,
         stop: Optional[threading.Event] = None,
         log: Callable[[str], None] = print,
-        max_nonfinite_updates: int = 5,
-        device_names: Optional[Sequence[str]] = None):
+        max_nonfinite_updates: int = 5):
   """Trains `experiment` (one level with a TensorFlow version,
-  `config.tf_levels`) in anakin mode until its frame budget is spent or
-  `stop` is set; the run directory as `learner_loop.run_learner` keeps it.
-  Returns the loop's `learner_loop.TrainingResult`.
+  `config.tf_levels`) in anakin mode, one replica on each of
+  `device_names` (`devices`), until its frame budget is spent or `stop` is
+  set; the run directory as `learner_loop.run_learner` keeps it. Returns
+  the loop's `learner_loop.TrainingResult`.
 
   Args:
-    replicas: see `devices` (ignored with `device_names`).
     iterations: updates per call of the compiled program.
     xla: compile each replica's unroll (`Anakin`) and the loss gradient
       (`Learner`'s `xla_gradients`) with XLA.
   """
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
-  (level,) = experiment.levels
-  env = tf_levels.make(experiment.suite, level)
-  spec = {name: (tuple(shape), np.dtype(dtype))
-          for name, (shape, dtype) in experiment.observation_spec.items()}
-  if env.num_actions != experiment.num_actions or spec != {
-      name: (tuple(shape), np.dtype(dtype))
-      for name, (shape, dtype) in env.observation_spec.items()}:
-    raise ValueError(
-        f"The TensorFlow version of {level} has {env.num_actions} actions "
-        f"and observations {dict(env.observation_spec)}, the run's agent "
-        f"{experiment.num_actions} and {spec}: drop the observation "
-        "options (--obs_*) that change them.")
-  names = list(device_names or devices(replicas))
+  env = environment_for(experiment)
+  names = list(device_names)
   config = experiment.config
   if config.batch_size % len(names):
     raise ValueError(f"--batch_size={config.batch_size} cannot be split "
@@ -341,8 +359,9 @@ def run(experiment, *, replicas: int = 0, iterations: int = 8,
                                 xla_gradients=xla)
   trainer = Anakin(env, learner, config.batch_size // len(names), seed=seed,
                    xla=xla)
-  log(f"Anakin: {level} written in TensorFlow, {config.batch_size} "
-      f"environments over {len(names)} replica(s) ({', '.join(names)}), "
+  log(f"Anakin: {experiment.levels[0]} written in TensorFlow, "
+      f"{config.batch_size} environments over {len(names)} replica(s) "
+      f"({', '.join(names)}), "
       f"{iterations} updates per call of the compiled program, unroll "
       f"and loss gradient {'compiled with XLA' if xla else 'as graph ops'}.")
   return learner_loop.run_loop(

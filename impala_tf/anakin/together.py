@@ -54,7 +54,6 @@ def train_together(plans: Sequence, *, stop: threading.Event,
   from impala_tf import anakin  # pylint: disable=g-import-not-at-top
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
-  from impala_tf.config import tf_levels  # pylint: disable=g-import-not-at-top
   check_together(plans)
   # Every agent on the first device (one logical CPU device per agent in
   # turn was no faster on 2 cores: docs/benchmarks.md).
@@ -62,12 +61,12 @@ def train_together(plans: Sequence, *, stop: threading.Event,
   trainers, loops = [], []
   for plan in plans:
     exp = plan.experiment
-    name = os.path.basename(os.path.normpath(plan.logdir))
+    name = _name(plan)
     learner = learner_lib.Learner(exp.config, exp.make_network,
                                   exp.observation_spec, strategy=strategy,
                                   xla_gradients=plan.anakin.xla)
     trainers.append(anakin.Anakin(
-        tf_levels.make(exp.suite, exp.levels[0]), learner,
+        anakin.environment_for(exp), learner,
         exp.config.batch_size, seed=plan.seed, xla=plan.anakin.xla))
     loops.append(learner_loop.make_loop(
         exp, learner, _Member(), logdir=plan.logdir,
@@ -93,7 +92,7 @@ def train_together(plans: Sequence, *, stop: threading.Event,
       left = total - loops[active[0]].num_frames
       if left <= 0:
         break
-      count = iterations if left >= iterations * per_iteration else 1
+      count = anakin.updates_per_call(left, iterations, per_iteration)
       start = time.time()
       outputs = program(carries, count)
       carries = [carry for _, _, carry in outputs]

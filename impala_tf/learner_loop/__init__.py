@@ -76,23 +76,14 @@ def run_learner(experiment, learner, channels, *, queue_capacity: int,
       extra_parts=extra_parts, max_nonfinite_updates=max_nonfinite_updates)
 
 
-def run_loop(experiment, learner, source, *,
-             actor_parts: Sequence[base.LoopPart] = (),
-             logdir: Optional[str] = None, log_interval_s: float = 5.0,
-             checkpoint_interval_s: float = 600.0,
-             stop: Optional[threading.Event] = None,
-             log: Callable[[str], None] = print,
-             extra_parts: Sequence[base.LoopPart] = (),
-             max_nonfinite_updates: int = 5) -> loop_lib.TrainingResult:
-  """The standard loop (`make_loop`) on updates from `source`, run to its
-  end; ends with the "Done" line. See `run_learner`."""
-  loop = make_loop(
-      experiment, learner, source, actor_parts=actor_parts, logdir=logdir,
-      log_interval_s=log_interval_s,
-      checkpoint_interval_s=checkpoint_interval_s, stop=stop, log=log,
-      extra_parts=extra_parts, max_nonfinite_updates=max_nonfinite_updates)
+def run_loop(experiment, learner, source,
+             **options) -> loop_lib.TrainingResult:
+  """The standard loop on updates from `source`, `make_loop(experiment,
+  learner, source, **options)`, run to its end; ends with the "Done" line.
+  See `run_learner`."""
+  loop = make_loop(experiment, learner, source, **options)
   result = loop.run()
-  log(progress.done_line(result, experiment.config.total_frames))
+  loop.log(progress.done_line(result, experiment.config.total_frames))
   return result
 
 

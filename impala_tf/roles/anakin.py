@@ -23,9 +23,8 @@ def run(plan: plan_lib.RunPlan) -> None:
     names = anakin.devices(options.replicas)
   except ValueError as e:
     raise plan_lib.PlanError(str(e)) from None
-  anakin.run(plan.experiment, iterations=options.iterations,
-             xla=options.xla,
-             device_names=names, logdir=plan.logdir, seed=plan.seed,
+  anakin.run(plan.experiment, names, iterations=options.iterations,
+             xla=options.xla, logdir=plan.logdir, seed=plan.seed,
              log_interval_s=plan.loop.log_interval_s,
              checkpoint_interval_s=plan.loop.checkpoint_interval_s,
              stop=stop, log=common.log,
