@@ -60,6 +60,17 @@ def _strategy_for(devices: tuple[str, ...]) -> tf.distribute.Strategy:
   return snt.distribute.Replicator(devices=list(devices))
 
 
+def make_optimizer(config: presets.Config):
+  """The optimiser `config.optimizer` names, with its settings."""
+  if config.optimizer == "adam":
+    return optimizers.Adam(beta1=config.adam_beta1, beta2=config.adam_beta2,
+                           epsilon=config.adam_epsilon)
+  return optimizers.RMSProp(
+      decay=config.rmsprop_decay, epsilon=config.rmsprop_epsilon,
+      momentum=config.rmsprop_momentum,
+      initial_mean_square=config.rmsprop_initial_mean_square)
+
+
 # The hyperparameters population-based training tunes (App. F): each is a
 # variable the compiled step reads, initialised from the config field of the
 # same name. `max_grad_norm` exists only when the config clips at all.
@@ -138,10 +149,7 @@ class Learner:
       # Create the variables now, eagerly: the compiled step must not.
       dummy = networks.dummy_input(self.observation_spec, batch_size=1)
       self.network(dummy, self.network.initial_state(1))
-      self.optimizer = optimizers.RMSProp(
-          decay=config.rmsprop_decay, epsilon=config.rmsprop_epsilon,
-          momentum=config.rmsprop_momentum,
-          initial_mean_square=config.rmsprop_initial_mean_square)
+      self.optimizer = make_optimizer(config)
       self.optimizer.initialize(self.network.trainable_variables)
     # Counters live outside the strategy: one copy, updated cross-replica.
     self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -280,8 +288,11 @@ class Learner:
                             tf.math.is_finite(logs["total_loss"]))
 
     def apply():
+      # Population-based training tunes RMSProp's ε; Adam keeps its own.
+      epsilon = (self.hyperparameters["rmsprop_epsilon"]
+                 if self.config.optimizer == "rmsprop" else None)
       self.optimizer.apply(gradients, variables, learning_rate,
-                           epsilon=self.hyperparameters["rmsprop_epsilon"])
+                           epsilon=epsilon)
       return tf.constant(True)
 
     logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))

@@ -21,6 +21,8 @@ REWARD_CLIPPING_MODES = ("abs_one", "soft_asymmetric",
 LOSS_REDUCTIONS = ("sum", "mean")
 # Sec. 5.2.2's off-policy corrections (corrections.py).
 CORRECTIONS = ("vtrace", "one_step_is", "epsilon", "none")
+# The paper's optimiser (TF1's RMSProp) or Adam [ours] (optimizers.py).
+OPTIMIZERS = ("rmsprop", "adam")
 # What the policy-gradient advantage bootstraps from: the V-trace target
 # v_{s+1} (Sec. 4) or the value estimate V(x_{s+1}) (App. E.3).
 PG_BOOTSTRAPS = ("vs", "value")
@@ -67,6 +69,8 @@ FIELD_HELP = {
                      "(1: the paper's runs). It applies to every "
                      "--correction: those that do not correct the target "
                      "get c_t = λ, the λ-return (corrections.py).",
+    "optimizer": "rmsprop (the paper's: TF1's RMSProp, --rmsprop_*) or "
+                 "adam (Kingma and Ba, --adam_*; not the paper's).",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
                   "exactly this many updates old and the learner trains only "
                   "on such trajectories (0: on-policy); 'none' (default): "
@@ -110,11 +114,17 @@ class Config:
   replay_fraction: float = 0.5
   policy_lag: Optional[int] = None
   # Optimiser.
+  optimizer: str = "rmsprop"
   learning_rate: float = 6e-4
   rmsprop_decay: float = 0.99
   rmsprop_epsilon: float = 0.01
   rmsprop_momentum: float = 0.0
   rmsprop_initial_mean_square: float = 1.0  # TF1 semantics (optimizers.py).
+  # [ours] --optimizer=adam only: Kingma and Ba's β1 and β2; ε as CleanRL's
+  # and PyTorch-Atari practice (1e-5), outside the square root.
+  adam_beta1: float = 0.9
+  adam_beta2: float = 0.999
+  adam_epsilon: float = 1e-5
   max_grad_norm: Optional[float] = 40.0
   # [ours] Memory, not the algorithm: the update is the same (the sum of
   # the parts' gradients, up to float rounding). 0: the whole batch.
@@ -197,6 +207,13 @@ class Config:
       fail(f"rmsprop_epsilon={self.rmsprop_epsilon} must be positive")
     if not 0.0 <= self.rmsprop_momentum < 1.0:
       fail(f"rmsprop_momentum={self.rmsprop_momentum} must be in [0, 1)")
+    if self.optimizer not in OPTIMIZERS:
+      fail(f"optimizer={self.optimizer!r}, expected one of {OPTIMIZERS}")
+    for name in ("adam_beta1", "adam_beta2"):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        fail(f"{name}={getattr(self, name)} must be in [0, 1)")
+    if self.adam_epsilon <= 0:
+      fail(f"adam_epsilon={self.adam_epsilon} must be positive")
 
   @property
   def pg_rho_threshold(self) -> Optional[float]:

@@ -134,3 +134,40 @@ def test_sparse_updates_match_tf1_rmsprop_optimizer(momentum):
   np.testing.assert_allclose(ours.numpy(), want, rtol=1e-5, atol=1e-6)
   # Rows no step touched are where they started.
   np.testing.assert_array_equal(ours.numpy()[6:], init[6:])
+
+
+def test_adam_matches_tf1_adam_optimizer_over_several_steps():
+  # TF1's AdamOptimizer folds the bias corrections into the rate, as ours.
+  rng = np.random.default_rng(1)
+  init = rng.normal(size=(3, 2)).astype(np.float32)
+  grads = rng.normal(size=(5, 3, 2)).astype(np.float32)
+  lrs = [0.01, 0.005, 0.02, 0.001, 0.01]
+
+  graph = tf.Graph()
+  with graph.as_default():
+    var = tf.compat.v1.Variable(init)
+    grad_ph = tf.compat.v1.placeholder(tf.float32, (3, 2))
+    lr_ph = tf.compat.v1.placeholder(tf.float32, ())
+    tf1_opt = tf.compat.v1.train.AdamOptimizer(lr_ph, beta1=0.8, beta2=0.99,
+                                               epsilon=1e-3)
+    train = tf1_opt.apply_gradients([(grad_ph, var)])
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      for g, lr in zip(grads, lrs):
+        sess.run(train, {grad_ph: g, lr_ph: lr})
+      want = sess.run(var)
+
+  ours = tf.Variable(init)
+  opt = optimizers.Adam(beta1=0.8, beta2=0.99, epsilon=1e-3)
+  opt.initialize([ours])
+  step = tf.function(lambda g, lr: opt.apply([g], [ours], learning_rate=lr))
+  for g, lr in zip(grads, lrs):
+    step(tf.constant(g), tf.constant(lr))
+  np.testing.assert_allclose(ours.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs", [dict(beta1=1.0), dict(beta2=-0.1),
+                                    dict(epsilon=0.0)])
+def test_bad_adam_hyperparameters_are_rejected(kwargs):
+  with pytest.raises(ValueError, match="Adam"):
+    optimizers.Adam(**kwargs)

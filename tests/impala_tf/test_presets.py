@@ -63,6 +63,8 @@ def test_one_rho_bar_unless_the_policy_gradient_one_is_given():
     (dict(replay_fraction=1.0), "replay_fraction"),
     (dict(policy_lag=-1), "policy_lag"),
     (dict(policy_lag=2, replay_capacity=1000), "cannot be combined"),
+    (dict(optimizer="sgd"), "optimizer='sgd', expected one of"),
+    (dict(adam_beta2=1.0), "adam_beta2"),
 ])
 def test_impossible_combinations_are_rejected(changes, message):
   with pytest.raises(ValueError, match=message):
