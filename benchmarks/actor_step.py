@@ -40,8 +40,9 @@ def _measure(precision: str, args):
                             exp.config.unroll_length)
     if name == "tf.function":
       # Every step then goes through the polymorphic function again.
-      actor._policy.get_concrete_function = (  # pylint: disable=protected-access
-          lambda *unused_args, _f=actor._policy, **unused_kwargs: _f)  # pylint: disable=protected-access
+      policy = actor.policy._policy  # pylint: disable=protected-access
+      policy.get_concrete_function = (
+          lambda *unused_args, _f=policy, **unused_kwargs: _f)
     for _ in range(3):  # Traces, warms the environments up.
       actor.unroll()
     actors[name] = actor

@@ -30,6 +30,11 @@ machine lower it: measure memory with nothing else running. Frames are 4
 per agent step.
 Prints medians; the machine is shared and noisy, so compare ratios.
 
+With `--inference actor,central` each setting also runs with the policy
+on every actor and on the learner's inference server (`--inference`); a
+central run also prints the server's mean batch (environments) and the
+mean time from a request to its batch's compute.
+
 With several `--onednn` settings (e.g. `auto,off`) or `--precision`
 settings (`float32,bfloat16`), every combination runs `--repeats` times,
 alternating, each ceiling in a fresh process with the oneDNN setting its
@@ -39,6 +44,7 @@ combination's end-to-end speed over the first's is printed.
   python benchmarks/end_to_end.py [--seconds 120] [--torsos shallow,deep]
       [--onednn auto,off] [--precision float32,bfloat16] [--repeats 1]
       [--variants '--queue_capacity=64;'] [--suite atari57 --levels pong]
+      [--inference actor,central]
       [--checkouts OLD_WORKTREE,NEW_WORKTREE]
 """
 
@@ -307,8 +313,17 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   fill = statistics.median(int(m.group(2)) for m in measured)
   wait = statistics.median(int(m.group(3)) for m in measured)
   peaks["lag"] = statistics.median(float(m.group(4)) for m in measured)
+  # Central inference: the server's totals, said when the learner ends.
+  served = [m for m in map(_SERVED.search, lines) if m]
+  peaks["served"] = ((float(served[-1].group(1)), float(served[-1].group(2)))
+                     if served else None)
   peaks["max lag"] = max(int(m.group(5)) for m in measured)
   return fps, fill, wait, peaks, breakdown
+
+
+_SERVED = re.compile(r"inference: [\d,]+ batches of ([\d.]+) environments "
+                     r".* ([\d.]+) ms from request to compute.* in the "
+                     r"whole run")
 
 
 def _is_env(word):
@@ -369,6 +384,9 @@ def main():
                       help="comma-separated checkouts of this project (git "
                       "worktrees, say) whose code the launcher runs, "
                       "alternating: old against new")
+  parser.add_argument("--inference", default="actor",
+                      help="Comma-separated --inference settings (actor, "
+                      "central), each run in turn.")
   parser.add_argument("--repeats", type=int, default=1,
                       help="end-to-end runs per setting, alternating")
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -383,13 +401,15 @@ def main():
 
   variants = args.variants.split(";") if args.variants else [""]
   checkouts = args.checkouts.split(",") if args.checkouts else [None]
-  settings = [(onednn, precision, variant.strip(), checkout)
+  settings = [(onednn, precision, variant.strip(), checkout, inference)
               for checkout in checkouts
               for onednn in args.onednn.split(",")
               for precision in args.precision.split(",")
-              for variant in variants]
+              for variant in variants
+              for inference in args.inference.split(",")]
   flags_of = {setting: " ".join(filter(None, (
-      f"--onednn={setting[0]} --precision={setting[1]}", setting[2])))
+      f"--onednn={setting[0]} --precision={setting[1]}", setting[2],
+      f"--inference={setting[4]}")))
               for setting in settings}
   names = {setting: flags_of[setting] + (
       f" [code of {setting[3]}]" if setting[3] else "")
@@ -418,14 +438,21 @@ def main():
       peaks = {}
       for r in runs[setting]:
         for role, value in r[3].items():
-          peaks[role] = max(peaks.get(role, 0.0), value)
+          if role != "served":
+            peaks[role] = max(peaks.get(role, 0.0), value)
       lag = statistics.median(r[3]["lag"] for r in runs[setting])
       max_lag = peaks.pop("max lag")
       del peaks["lag"]
+      served = [r[3]["served"] for r in runs[setting] if r[3]["served"]]
       each = ", ".join(f"{r[0]:,.0f}" for r in runs[setting])
       print(f"\n{torso}, {names[setting]} {args.launch_args}: end-to-end "
             f"{fps:,.0f} f/s (runs: {each}), queue {fill}%, learner waiting "
             f"{wait}%, policy lag {lag:.1f} updates (max {max_lag})")
+      if served:
+        print(f"  inference server: batches of "
+              f"{statistics.median(b for b, _ in served):.1f} environments, "
+              f"{statistics.median(w for _, w in served):.2f} ms from "
+              "request to compute (medians of the runs' means)")
       print("  peak resident memory: " + ", ".join(
           f"{role} {value:,.0f} MiB" for role, value in
           sorted(peaks.items())))

@@ -123,6 +123,29 @@ def _define_process_flags(define):
   define.bool("anakin_xla", True, "Anakin mode: compile each replica's "
               "unroll (environments and policy) and the loss gradient "
               "with XLA (measured: docs/benchmarks.md).")
+  define.enum("inference", "actor", ["actor", "central"], "Where the "
+              "policy acts: in every actor on its own copy (actor, the "
+              "paper's), or in one server on the learner's host that "
+              "batches the steps of every actor's environments, on the "
+              "accelerator when there is one (central; impala_tf/"
+              "inference, docs/architecture.md).")
+  define.integer("inference_batch", 0, "Central inference: most "
+                 "environments in one batch (0: every actor's).",
+                 lower_bound=0)
+  define.float("inference_wait_ms", 1.0, "Central inference: how long a "
+               "batch waits for more requests after its first (measured: "
+               "docs/benchmarks.md).", lower_bound=0.0)
+  define.integer("inference_groups", 2, "Central inference: groups an "
+                 "actor's environments are split into; one steps while "
+                 "another waits for its actions (a divisor of "
+                 "--envs_per_actor).", lower_bound=1)
+  define.string("inference_device", "", "Central inference: the device "
+                "the policy runs on (default: TensorFlow's choice, the "
+                "first GPU if there is one, else the CPU).")
+  define.integer("inference_port", None, "Central inference: the "
+                 "server's port on the learner's host (default the "
+                 "learner's TF server port + 1; local mode picks a free "
+                 "one).", lower_bound=1, upper_bound=65535)
   define.enum("isolation", "auto", ["auto", "off"], "Local process mode: "
               "run in a private network namespace when possible.")
   define.bool("fork_children", True, "Local process mode: fork the "

@@ -9,6 +9,14 @@ trajectory alone (the paper's Sec. 3 and its code's ActorOutput).
 
 An environment whose frame is a stack of the last S frames (`frame_stack`
 > 1, Atari) sends each frame once (`trajectory.FrameStackEncoder`).
+
+Who evaluates the policy is the actor's `policy`: its own copy of the
+network (`LocalPolicy`, the paper's actors) or a central inference server
+that batches the steps of every actor and keeps their core states
+(`impala_tf.inference.RemotePolicy`, `--inference=central`). Actions are
+drawn the same way in both, by the Gumbel-max trick with noise this actor
+draws for each of its environments: the same weights and observations give
+the same actions wherever the policy runs and whatever it was batched with.
 """
 
 from typing import Optional, Sequence
@@ -22,13 +30,106 @@ from impala_tf.agent import networks
 from impala_tf.agent import trajectory
 
 
+class LocalPolicy:
+  """The policy evaluated by the actor's own copy of the network.
+
+  `act` and `value` take and return numpy arrays and the core state
+  (`network.initial_state`'s structure); see `Actor`.
+  """
+
+  version = None  # The caller knows the weights it copied in.
+
+  def __init__(self, network: networks.ImpalaNetwork):
+    self.network = network
+    self.use_lstm = network.use_lstm
+    self.use_instruction = network.use_instruction
+    self._policy = tf.function(self._policy_step)
+    self._value = tf.function(self._value_step)
+    # The policy step traced once per frame layout: calling the concrete
+    # function skips tf.function's per-call matching of the arguments to a
+    # trace (0.2 of 1.7 ms per step of 16 Pong environments,
+    # docs/benchmarks.md); an actor's shapes and dtypes never change.
+    self._traced: dict[bool, tf.types.experimental.ConcreteFunction] = {}
+
+  def initial_state(self, batch_size: int):
+    return self.network.initial_state(batch_size)
+
+  def _policy_step(self, prev_action, reward, done, observation, state, noise,
+                   channels_first=False):
+    return policy_step(self.network, prev_action, reward, done, observation,
+                       state, noise, channels_first)
+
+  def _value_step(self, prev_action, reward, done, observation, state):
+    inputs = networks.AgentInput(prev_action, reward, done, observation)
+    outputs, _ = self.network(inputs, state)
+    return outputs.baseline
+
+  def act(self, prev_action, reward, done, observation, state, noise,
+          want_state_before=False):
+    """(action, logits, new state, state before the step or None): one
+    step of the policy for every environment."""
+    del want_state_before  # The caller holds `state` itself.
+    observation, channels_first = frames_as_stored(observation)
+    inputs = (tf.constant(prev_action), tf.constant(reward),
+              tf.constant(done),
+              {k: tf.constant(v) for k, v in observation.items()}, state,
+              tf.constant(noise))
+    policy = self._traced.get(channels_first)
+    if policy is None:
+      policy = self._policy.get_concrete_function(
+          *inputs, channels_first=channels_first)
+      self._traced[channels_first] = policy
+    action, logits, new_state = policy(*inputs, channels_first=channels_first)
+    return action.numpy(), logits.numpy(), new_state, state
+
+  def value(self, prev_action, reward, observation, state) -> np.ndarray:
+    """V(observation) in `state` for every environment (no step taken)."""
+    return self._value(tf.constant(prev_action), tf.constant(reward),
+                       tf.zeros(len(reward), tf.bool),
+                       {k: tf.constant(v) for k, v in observation.items()},
+                       state).numpy()
+
+
+def policy_step(network, prev_action, reward, done, observation, state, noise,
+                channels_first=False):
+  """(action, logits, new state): the network's step, and the action drawn
+  by the Gumbel-max trick, argmax(logits + noise), with `noise` float32
+  `[B, A]` standard Gumbel draws. The actor's step and the inference
+  server's (`impala_tf.inference`) are this one function."""
+  inputs = networks.AgentInput(prev_action, reward, done, observation)
+  # Only a channels-first frame needs the network's keyword, so a network
+  # without it (a stand-in, a user's own) still takes channels-last frames.
+  extra = {"frames_channels_first": True} if channels_first else {}
+  outputs, new_state = network(inputs, state, **extra)
+  logits = outputs.policy_logits
+  action = tf.argmax(logits + tf.cast(noise, logits.dtype), axis=-1,
+                     output_type=tf.int32)
+  return action, logits, new_state
+
+
+def frames_as_stored(observation: dict) -> tuple[dict, bool]:
+  """(observation, channels_first): a channels-last frame that is a
+  transposed view of channels-first memory (ale-py's) goes on as that
+  memory, and the network transposes it while it scales it: numpy's
+  strided copy costs more (docs/benchmarks.md)."""
+  frame = observation.get("frame")
+  if frame is None or frame.ndim != 4:
+    return observation, False
+  channels_first = np.moveaxis(frame, -1, 1)
+  if channels_first.flags.c_contiguous and not frame.flags.c_contiguous:
+    return dict(observation, frame=channels_first), True
+  return observation, False
+
+
 class Actor:
   """Runs a policy on a `BatchedEnv` and cuts its experience into unrolls.
 
   Args:
     env: the batched environment (`envs.BatchedEnv`).
-    network: the actor's own copy of the network; refresh its variables
-      between unrolls (e.g. `runtime.weights.unflatten_into`).
+    network: the actor's own copy of the network (refresh its variables
+      between unrolls, e.g. `runtime.weights.unflatten_into`), or a policy
+      evaluated elsewhere (`impala_tf.inference.RemotePolicy`), which
+      keeps the core states and says which weights acted.
     unroll_length: `T`.
     level_ids: int `[N]`, the level index of each environment (recorded in
       every trajectory); default all zeros.
@@ -39,12 +140,17 @@ class Actor:
       its last observation.
   """
 
-  def __init__(self, env: envs.BatchedEnv, network: networks.ImpalaNetwork,
-               unroll_length: int, level_ids: Optional[Sequence[int]] = None,
+  def __init__(self, env: envs.BatchedEnv, network, unroll_length: int,
+               level_ids: Optional[Sequence[int]] = None,
                seed: int = 0, actor_id: int = 0, discount: float = 0.99):
     self.env = env
     self.actor_id = int(actor_id)
-    self.network = network
+    if isinstance(network, networks.ImpalaNetwork):
+      self.policy = LocalPolicy(network)
+      self.network = network
+    else:
+      self.policy = network
+      self.network = getattr(network, "network", None)
     self.unroll_length = int(unroll_length)
     n = env.num_envs
     self.level_ids = (np.zeros(n, np.int32) if level_ids is None
@@ -52,22 +158,17 @@ class Actor:
     if self.level_ids.shape != (n,):
       raise ValueError(f"level_ids must have one entry per environment "
                        f"({n}), got shape {self.level_ids.shape}.")
-    self._rng = tf.random.Generator.from_seed(seed)
-    self._policy = tf.function(self._policy_step)
-    self._value = tf.function(self._value_step)
+    # The Gumbel noise of every step's action draws (see the module
+    # docstring).
+    self._noise = np.random.Generator(np.random.Philox(seed))
     self._discount = float(discount)
-    # The policy step traced once per frame layout: calling the concrete
-    # function skips tf.function's per-call matching of the arguments to a
-    # trace (0.2 of 1.7 ms per step of 16 Pong environments,
-    # docs/benchmarks.md); an actor's shapes and dtypes never change.
-    self._traced: dict[bool, tf.types.experimental.ConcreteFunction] = {}
     self._observation_names = experiment.observations_sent(
-        env.observation_spec, network.use_instruction)
+        env.observation_spec, self.policy.use_instruction)
     observation_spec = {name: env.observation_spec[name]
                         for name in self._observation_names}
     frame_stack = int(getattr(env, "frame_stack", 1))
     self._specs = trajectory.specs(self.unroll_length, env.num_actions,
-                                   observation_spec, network.use_lstm,
+                                   observation_spec, self.policy.use_lstm,
                                    frame_stack=frame_stack)
     self._stacks = (trajectory.FrameStackEncoder(frame_stack)
                     if frame_stack > 1 else None)
@@ -75,6 +176,9 @@ class Actor:
     self._first: Optional[dict] = None
     self._pending_action = None
     self._state_after_first = None
+    # The oldest weights version whose logits are in the unroll under way
+    # (a policy evaluated elsewhere says which acted; None: the caller's).
+    self._oldest_version = None
     # Steps where the policy's logits were not finite (see `_act`).
     self.broken_policy_steps = 0
 
@@ -82,24 +186,6 @@ class Actor:
   def specs(self) -> dict[str, tf.TensorSpec]:
     """Field specs of one trajectory this actor produces."""
     return self._specs
-
-  def _policy_step(self, prev_action, reward, done, observation, state,
-                   channels_first=False):
-    inputs = networks.AgentInput(prev_action, reward, done, observation)
-    # Only a channels-first frame needs the network's keyword, so a
-    # network without it (a stand-in, a user's own) still takes
-    # channels-last frames.
-    extra = {"frames_channels_first": True} if channels_first else {}
-    outputs, new_state = self.network(inputs, state, **extra)
-    seeds = self._rng.make_seeds(1)[:, 0]
-    action = tf.random.stateless_categorical(outputs.policy_logits, 1,
-                                             seed=seeds, dtype=tf.int32)[:, 0]
-    return action, outputs.policy_logits, new_state
-
-  def _value_step(self, prev_action, reward, done, observation, state):
-    inputs = networks.AgentInput(prev_action, reward, done, observation)
-    outputs, _ = self.network(inputs, state)
-    return outputs.baseline
 
   def _bootstrap(self, prev_action, env_output: envs.EnvOutput, state
                  ) -> np.ndarray:
@@ -110,48 +196,38 @@ class Actor:
     truncated = env_output.truncated
     if truncated is None or not truncated.any():
       return bootstrap
-    observation = {k: tf.constant(env_output.final_observation[k])
+    observation = {k: env_output.final_observation[k]
                    for k in self._observation_names}
-    values = self._value(tf.constant(prev_action),
-                         tf.constant(env_output.reward),
-                         tf.zeros_like(tf.constant(env_output.done)),
-                         observation, state).numpy()
+    values = self.policy.value(prev_action, env_output.reward, observation,
+                               state)
     bootstrap[truncated] = self._discount * values[truncated]
     return bootstrap
 
-  def _act(self, prev_action, env_output: envs.EnvOutput, state):
+  def _act(self, prev_action, env_output: envs.EnvOutput, state,
+           want_state_before=False):
+    """(action, logits, new state, state before the step): the policy's
+    step (`LocalPolicy.act`)."""
     observation = {k: env_output.observation[k]
                    for k in self._observation_names}
-    # A channels-last frame that is a transposed view of channels-first
-    # memory (ale-py's) goes in as that memory and the network transposes
-    # it while it scales it: numpy's strided copy costs more
-    # (docs/benchmarks.md).
-    channels_first = np.moveaxis(observation["frame"], -1, 1)
-    use_channels_first = (channels_first.flags.c_contiguous and
-                          not observation["frame"].flags.c_contiguous)
-    if use_channels_first:
-      observation["frame"] = channels_first
-    inputs = (tf.constant(prev_action), tf.constant(env_output.reward),
-              tf.constant(env_output.done),
-              {k: tf.constant(v) for k, v in observation.items()}, state)
-    policy = self._traced.get(use_channels_first)
-    if policy is None:
-      policy = self._policy.get_concrete_function(
-          *inputs, channels_first=use_channels_first)
-      self._traced[use_channels_first] = policy
-    action, logits, new_state = policy(
-        *inputs, channels_first=use_channels_first)
-    action, logits = action.numpy(), logits.numpy()
+    noise = self._noise.gumbel(
+        size=(self.env.num_envs, self.env.num_actions)).astype(np.float32)
+    action, logits, new_state, state_before = self.policy.act(
+        prev_action, env_output.reward, env_output.done, observation, state,
+        noise, want_state_before=want_state_before)
+    version = self.policy.version
+    if version is not None:
+      self._oldest_version = (version if self._oldest_version is None else
+                              min(self._oldest_version, version))
     broken = ~np.isfinite(logits).all(axis=1)
     if broken.any():
       # The policy is broken (its logits are NaN or infinite), not the
-      # environment: sampling from such logits gives an action index that
-      # does not exist. Play a valid action and send the step with its
-      # logits: the learner's update is then non-finite and its divergence
-      # guard, which sees every actor, decides whether the run is over.
+      # environment: the action drawn from such logits means nothing. Play
+      # a valid action and send the step with its logits: the learner's
+      # update is then non-finite and its divergence guard, which sees
+      # every actor, decides whether the run is over.
       action = np.where(broken, 0, action).astype(action.dtype)
       self.broken_policy_steps += int(broken.sum())
-    return action, logits, new_state
+    return action, logits, new_state, state_before
 
   def _record(self, env_output, prev_action, logits, bootstrap=None):
     observation = env_output.observation
@@ -168,9 +244,9 @@ class Actor:
 
   def _start(self):
     env_output = self.env.reset()
-    state = self.network.initial_state(self.env.num_envs)
+    state = self.policy.initial_state(self.env.num_envs)
     prev_action = np.zeros(self.env.num_envs, np.int32)
-    action, logits, state_after = self._act(prev_action, env_output, state)
+    action, logits, state_after, _ = self._act(prev_action, env_output, state)
     self._first = dict(step=self._record(env_output, prev_action, logits),
                        state=state, history=self._frame_history(),
                        inputs=(prev_action, env_output))
@@ -186,8 +262,9 @@ class Actor:
     if self._first is None:
       return
     prev_action, env_output = self._first["inputs"]
-    action, logits, state_after = self._act(prev_action, env_output,
-                                            self._first["state"])
+    self._oldest_version = None
+    action, logits, state_after, _ = self._act(prev_action, env_output,
+                                               self._first["state"])
     self._first["step"]["behaviour_logits"] = logits
     self._pending_action = action
     self._state_after_first = state_after
@@ -196,20 +273,27 @@ class Actor:
     """The older frames of the stacks recorded last (None if unstacked)."""
     return None if self._stacks is None else self._stacks.history()
 
-  def unroll(self, policy_version: int = 0) -> dict[str, np.ndarray]:
-    """Steps every environment `T` times; returns `[N, T+1, ...]` arrays."""
+  def unroll(self, policy_version: Optional[int] = 0
+             ) -> dict[str, np.ndarray]:
+    """Steps every environment `T` times; returns `[N, T+1, ...]` arrays.
+
+    `policy_version`: the weights version the unroll acts with, recorded in
+    it; a policy evaluated elsewhere says which versions acted, and the
+    oldest of them is recorded instead.
+    """
     if self._first is None:
       self._start()
     steps = [self._first["step"]]
     initial_state = self._first["state"]
     state = self._state_after_first
     action = self._pending_action
-    for _ in range(self.unroll_length):
+    for i in range(self.unroll_length):
       env_output = self.env.step(action)
       prev_action = action
-      step_state = state
       bootstrap = self._bootstrap(prev_action, env_output, state)
-      action, logits, state = self._act(prev_action, env_output, state)
+      action, logits, state, step_state = self._act(
+          prev_action, env_output, state,
+          want_state_before=i == self.unroll_length - 1)
       steps.append(self._record(env_output, prev_action, logits, bootstrap))
     history = self._first["history"]
     self._first = dict(step=steps[-1], state=step_state,
@@ -217,11 +301,15 @@ class Actor:
                        inputs=(prev_action, env_output))
     self._pending_action = action
     self._state_after_first = state
+    if self._oldest_version is not None:
+      policy_version = self._oldest_version
+      # The next unroll's first step acted with the last version seen.
+      self._oldest_version = self.policy.version
 
     result = {name: np.stack([s[name] for s in steps], axis=1)
               for name in steps[0]}
     n = self.env.num_envs
-    if self.network.use_lstm:
+    if self.policy.use_lstm:
       result["core_state_c"] = np.asarray(initial_state.cell)
       result["core_state_h"] = np.asarray(initial_state.hidden)
     if history is not None:

@@ -7,7 +7,7 @@ in threads mode (`roles/threads.py`).
 
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import tensorflow as tf
 
@@ -111,3 +111,87 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
   log(f"Actor {actor_index}: sent {unrolls} unrolls of "
       f"{experiment.envs_per_actor} trajectories; stopping.")
   return unrolls
+
+
+def run_central_actor(experiment, actor_index: int, trajectory_queue,
+                      connect: Callable[[], Any], *, groups: int = 1,
+                      seed: int = 0,
+                      stop: Optional[threading.Event] = None,
+                      log: Callable[[str], None] = print) -> int:
+  """An actor whose policy runs on the inference server
+  (`--inference=central`): it only steps environments, split into `groups`
+  that each wait for their actions while the others step, and enqueues
+  each group's unrolls as they end. Returns the unrolls sent when the
+  queue closes or `stop` is set.
+
+  Args:
+    trajectory_queue: the learner's `runtime.queue.TrajectoryQueue`.
+    connect: a new connection to the server, one per group
+      (`inference.transport`).
+
+  Raises:
+    server_lib.LearnerLostError: the learner (or its server) went away.
+  """
+  # pylint: disable=g-import-not-at-top
+  from impala_tf.inference import client
+  from impala_tf.inference import server as inference_server
+  from impala_tf.inference import transport
+  stop = stop or threading.Event()
+  faults.fail_if_injected("actor")
+  config = experiment.config
+  n = experiment.envs_per_actor
+  unrolls = [0] * groups
+  errors: list[BaseException] = []
+
+  def run_group(g):
+    part = experiment.group_slice((g, groups))
+    env = experiment.make_env(actor_index, seed=seed, group=(g, groups))
+    connection = None
+    try:
+      connection = connect()
+      policy = client.RemotePolicy(
+          connection, inference_server.slots_of(
+              actor_index, n, part.start, part.stop - part.start),
+          config.use_lstm, config.use_instruction)
+      actor = actor_lib.Actor(
+          env, policy, config.unroll_length,
+          level_ids=experiment.level_ids(actor_index)[part],
+          seed=seed * 7919 + actor_index + g * 1_000_003,
+          actor_id=actor_index, discount=config.discount)
+      while not stop.is_set():
+        trajectory_queue.wait_to_start()
+        trajectory_queue.enqueue_many(actor.unroll())
+        unrolls[g] += 1
+    except queue_runtime.QueueClosedError:
+      pass  # The learner is done.
+    except BaseException as e:  # Said by the actor's thread below.
+      errors.append(e)
+    finally:
+      stop.set()
+      env.close()
+      if connection is not None:
+        connection.close()
+
+  threads = [threading.Thread(target=run_group, args=(g,), daemon=True,
+                              name=f"actor-{actor_index}-group-{g}")
+             for g in range(groups)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  if errors:
+    error = errors[0]
+    lost = isinstance(error, transport.InferenceLostError) or (
+        isinstance(error, (tf.errors.OpError, TypeError)) and
+        server_lib.is_learner_lost(error))
+    if not lost:
+      raise error
+    first = (getattr(error, "message", None) or str(error)).strip()
+    raise server_lib.LearnerLostError(
+        f"Actor {actor_index} lost the learner after {sum(unrolls)} unrolls "
+        f"({first.splitlines()[0] if first else type(error).__name__})"
+    ) from None
+  log(f"Actor {actor_index}: sent {sum(unrolls)} unrolls of {n} "
+      f"trajectories in {groups} group{'s' if groups > 1 else ''} "
+      "(central inference); stopping.")
+  return sum(unrolls)

@@ -83,11 +83,28 @@ class Experiment:
     return self.suite_object.level_ids(actor_index, self.envs_per_actor,
                                        len(self.levels))
 
-  def make_env(self, actor_index: int, seed: int = 0) -> envs.BatchedEnv:
-    """The batched environment of actor `actor_index`."""
-    env_seed = seed * 100_003 + actor_index * 1_009
+  def make_env(self, actor_index: int, seed: int = 0,
+               group: tuple[int, int] = (0, 1)) -> envs.BatchedEnv:
+    """The batched environment of actor `actor_index`; with `group` (g, G),
+    its g-th of G equal groups of environments (`group_slice`; an actor
+    with central inference steps one group while another waits for its
+    actions). The whole actor's is group (0, 1)."""
+    g, _ = group
+    env_seed = seed * 100_003 + actor_index * 1_009 + g * 17
     return self.suite_object.make_train_env(
-        self.levels, self.level_ids(actor_index), env_seed, self.env_options)
+        self.levels, self.level_ids(actor_index)[self.group_slice(group)],
+        env_seed, self.env_options)
+
+  def group_slice(self, group: tuple[int, int]) -> slice:
+    """The actor's environments in group (g, G) (G divides
+    `envs_per_actor`)."""
+    g, groups = group
+    if groups < 1 or self.envs_per_actor % groups or not 0 <= g < groups:
+      raise ValueError(f"group {g} of {groups}: the {self.envs_per_actor} "
+                       "environments of an actor split into a divisor of "
+                       "that many groups")
+    size = self.envs_per_actor // groups
+    return slice(g * size, (g + 1) * size)
 
 
 def build(suite: str, levels: Optional[Sequence[str]] = None,

@@ -63,6 +63,24 @@ class AnakinOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+  """Where the policy acts (`impala_tf.inference`): "actor" (each actor on
+  its own copy) or "central" (one server on the learner's host batching
+  up to `batch` environments, waiting at most `wait_s` for them, on
+  `device`, at `port`; each actor's environments in `groups` groups)."""
+  mode: str = "actor"
+  batch: int = 0
+  wait_s: float = 0.001
+  groups: int = 1
+  device: str = ""
+  port: Optional[int] = None
+
+  @property
+  def central(self) -> bool:
+    return self.mode == "central"
+
+
+@dataclasses.dataclass(frozen=True)
 class PbtOptions:
   """This run as member `member` of the population in `pbt_dir` (App. F)."""
   pbt_dir: str
@@ -97,6 +115,7 @@ class RunPlan:
     force_unlock: take the run directory's lock from a host that holds it.
     pbt: population-based training, or None.
     anakin: anakin mode's options (role "anakin"), or None.
+    inference: where the policy acts (`InferenceOptions`).
     notes: lines the process that trains says once at its start (levels
       left out with --skip_unavailable_levels).
   """
@@ -121,6 +140,7 @@ class RunPlan:
   force_unlock: bool = False
   pbt: Optional[PbtOptions] = None
   anakin: Optional[AnakinOptions] = None
+  inference: InferenceOptions = InferenceOptions()
   notes: tuple[str, ...] = ()
 
 
@@ -169,6 +189,8 @@ def resolve(values: Mapping[str, Any],
   anakin = _anakin_options(values, exp, pbt) if role == "anakin" else None
   common = dict(experiment=exp, role=role, num_actors=num_actors, task=task,
                 learner_address=learner_address, notes=notes,
+                inference=_inference_options(values, exp, role, num_actors,
+                                             learner_address),
                 **_process_options(values))
   if role == "actor":
     if not learner_address:
@@ -374,6 +396,40 @@ def _anakin_options(values, exp, pbt) -> AnakinOptions:
                        iterations=values.get("anakin_iterations") or 8,
                        xla=bool(values.get("anakin_xla", True)),
                        tf_env=tf_env)
+
+
+def _inference_options(values, exp, role, num_actors,
+                       learner_address) -> InferenceOptions:
+  """Where the policy acts, and what central inference refuses."""
+  if (values.get("inference") or "actor") == "actor":
+    return InferenceOptions()
+  if role == "anakin":
+    raise PlanError("--inference=central is for runs with actors; "
+                    "--run_mode=anakin has none (its policy acts inside "
+                    "the compiled program). Drop one of them.")
+  if exp.config.policy_lag is not None:
+    raise PlanError("--policy_lag needs every actor to act with the "
+                    "weights of one version per unroll, which the shared "
+                    "inference server does not keep; use --inference=actor "
+                    "with --policy_lag.")
+  groups = values.get("inference_groups") or 1
+  if exp.envs_per_actor % groups:
+    raise PlanError(f"--inference_groups={groups} does not divide "
+                    f"--envs_per_actor={exp.envs_per_actor}; give a divisor "
+                    "of it (each group steps the same number of "
+                    "environments).")
+  batch = values.get("inference_batch") or num_actors * exp.envs_per_actor
+  port = values.get("inference_port")
+  if port is None:
+    # Next to the learner's TF server (local mode picks one itself).
+    base = ((values.get("port") if role == "learner" else None) or
+            (learner_port(learner_address) if learner_address else None))
+    port = base + 1 if base else None
+  wait_ms = values.get("inference_wait_ms")
+  return InferenceOptions(
+      mode="central", batch=batch,
+      wait_s=InferenceOptions.wait_s if wait_ms is None else wait_ms / 1e3,
+      groups=groups, device=values.get("inference_device") or "", port=port)
 
 
 def _logdir(values, role, pbt, now) -> Optional[str]:

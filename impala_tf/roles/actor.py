@@ -46,10 +46,24 @@ def run(plan: plan_lib.RunPlan) -> None:
              f"environments ({', '.join(levels)}) on {cpu_line}.")
   try:
     with tf.device(server_lib.LOCAL_CPU):
-      actor_loop.run_actor(exp, task, channels, seed=plan.seed,
-                           log=common.log, network=network)
+      if plan.inference.central:
+        actor_loop.run_central_actor(
+            exp, task, channels.queue, _inference_connection(plan),
+            groups=plan.inference.groups, seed=plan.seed, log=common.log)
+      else:
+        actor_loop.run_actor(exp, task, channels, seed=plan.seed,
+                             log=common.log, network=network)
   except server_lib.LearnerLostError as e:
     wait_for_learner(plan, str(e), None)
+
+
+def _inference_connection(plan: plan_lib.RunPlan):
+  """A function that connects to the learner's inference server."""
+  from impala_tf.inference import transport  # pylint: disable=g-import-not-at-top
+  host = plan.learner_address.rsplit(":", 1)[0]
+  address = f"{host}:{plan.inference.port}"
+  return lambda: transport.SocketConnection(
+      address, timeout_s=plan.connect_timeout_s)
 
 
 def _connect(plan: plan_lib.RunPlan, lost_at):
@@ -75,6 +89,10 @@ def _connect(plan: plan_lib.RunPlan, lost_at):
           "the wait was over before this process could connect")
     device = server_lib.connect_to_learner(
         address, timeout_s=timeout_s, quiet_s=15.0, log=say)
+    if plan.inference.central:
+      # The policy runs on the learner's inference server: no network here.
+      return None, channels_lib.attach(plan.experiment, None, device,
+                                       timeout_s=max(timeout_s, 5.0))
     # Everything but the queue and weight ops runs on this process's CPU.
     with tf.device(server_lib.LOCAL_CPU):
       network = actor_loop.build_actor_network(plan.experiment)

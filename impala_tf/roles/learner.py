@@ -35,12 +35,45 @@ def run(plan: plan_lib.RunPlan) -> None:
       exp, plan.queue_capacity, plan.actor_start_below, server.device)
   stop = threading.Event()
   common.stop_on_signals(stop)
-  learner_loop.run_learner(
-      exp, learner, channels, queue_capacity=plan.queue_capacity,
-      logdir=plan.logdir, log_interval_s=plan.loop.log_interval_s,
-      checkpoint_interval_s=plan.loop.checkpoint_interval_s, stop=stop,
-      log=common.log, max_nonfinite_updates=plan.loop.max_nonfinite_updates,
-      extra_parts=common.extra_parts(plan))
+  parts = common.extra_parts(plan)
+  inference = _start_inference(plan, channels) if plan.inference.central \
+      else None
+  if inference is not None:
+    parts.append(inference[2])
+  try:
+    learner_loop.run_learner(
+        exp, learner, channels, queue_capacity=plan.queue_capacity,
+        logdir=plan.logdir, log_interval_s=plan.loop.log_interval_s,
+        checkpoint_interval_s=plan.loop.checkpoint_interval_s, stop=stop,
+        log=common.log,
+        max_nonfinite_updates=plan.loop.max_nonfinite_updates,
+        extra_parts=parts)
+  finally:
+    if inference is not None:
+      inference[1].close()
+      inference[0].stop()
+
+
+def _start_inference(plan: plan_lib.RunPlan, channels):
+  """(server, socket front end, loop part) of central inference: the
+  server next to the learner's TF server, on --inference_port."""
+  from impala_tf.inference import server as inference_server  # pylint: disable=g-import-not-at-top
+  from impala_tf.inference import transport  # pylint: disable=g-import-not-at-top
+  options = plan.inference
+  if not options.port:
+    raise plan_lib.PlanError("Central inference needs --inference_port (or "
+                             "--port, which it follows by one).")
+  server = inference_server.InferenceServer(
+      plan.experiment, channels.weights, device=options.device or None,
+      max_batch=options.batch, max_wait_s=options.wait_s,
+      log=common.log).start()
+  frontend = transport.SocketFrontend(server, options.port, log=common.log)
+  common.log(f"Learner: central inference on port {options.port}: batches "
+             f"of up to {options.batch} environments, waiting at most "
+             f"{1e3 * options.wait_s:g} ms, on "
+             f"{options.device or 'the default device'}; "
+             f"{plan.experiment.config.precision}.")
+  return server, frontend, inference_server.InferenceReport(server)
 
 
 def _what(exp) -> str:

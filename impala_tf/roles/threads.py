@@ -34,7 +34,7 @@ def run(plan: plan_lib.RunPlan) -> None:
       seed=plan.seed, log_interval_s=plan.loop.log_interval_s,
       checkpoint_interval_s=plan.loop.checkpoint_interval_s, log=common.log,
       stop=stop, max_nonfinite_updates=plan.loop.max_nonfinite_updates,
-      extra_parts=common.extra_parts(plan))
+      extra_parts=common.extra_parts(plan), inference=plan.inference)
 
 
 def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
@@ -47,12 +47,15 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
                      strategy=None,
                      stop: Optional[threading.Event] = None,
                      extra_parts: Sequence = (),
-                     max_nonfinite_updates: int = 5):
+                     max_nonfinite_updates: int = 5,
+                     inference: Optional[plan_lib.InferenceOptions] = None):
   """Trains `experiment` with `num_actors` actor threads; see
   `learner_loop.run_learner` for what the learner does with `logdir`,
   `extra_parts` and `max_nonfinite_updates`; `actor_start_below` as the
-  launcher's flag (default: one batch less one actor's unroll). Returns
-  the loop's `learner_loop.TrainingResult`."""
+  launcher's flag (default: one batch less one actor's unroll);
+  `inference`: central inference's options (default: each actor thread
+  acts on its own copy of the policy). Returns the loop's
+  `learner_loop.TrainingResult`."""
   from impala_tf.acting import actor_loop  # pylint: disable=g-import-not-at-top
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.runtime import server as server_lib  # pylint: disable=g-import-not-at-top
@@ -67,11 +70,29 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
       strategy=strategy)
   stop = stop or threading.Event()
   errors = []
+  server = None
+  if inference is not None and inference.central:
+    from impala_tf.inference import server as inference_server  # pylint: disable=g-import-not-at-top
+    from impala_tf.inference import transport  # pylint: disable=g-import-not-at-top
+    server = inference_server.InferenceServer(
+        experiment, channels.weights, device=inference.device or None,
+        max_batch=inference.batch or num_actors * experiment.envs_per_actor,
+        max_wait_s=inference.wait_s, log=log).start()
+    extra_parts = [*extra_parts, inference_server.InferenceReport(server)]
+
+  def run_one(index):
+    if server is None:
+      actor_loop.run_actor(experiment, index, channels, seed=seed, stop=stop,
+                           log=log)
+    else:
+      actor_loop.run_central_actor(
+          experiment, index, channels.queue,
+          lambda: transport.LocalConnection(server),
+          groups=inference.groups, seed=seed, stop=stop, log=log)
 
   def actor_thread(index):
     try:
-      actor_loop.run_actor(experiment, index, channels, seed=seed, stop=stop,
-                           log=log)
+      run_one(index)
     except BaseException as error:  # Reported by the learner thread below.
       errors.append(error)
       stop.set()
@@ -92,6 +113,8 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
     channels.queue.close(cancel_pending_enqueues=True)
     for thread in threads:
       thread.join(timeout=30)
+    if server is not None:
+      server.stop()
   if errors:
     raise RuntimeError(f"An actor thread failed: {errors[0]!r}") from errors[0]
   return result

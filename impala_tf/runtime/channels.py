@@ -20,9 +20,10 @@ WEIGHTS_NAME = "weights"
 
 
 class Channels(NamedTuple):
-  """The learner's trajectory queue and its published weights."""
+  """The learner's trajectory queue and its published weights (None for
+  an actor that reads none)."""
   queue: queue_runtime.TrajectoryQueue
-  weights: weights_runtime.WeightBuffer
+  weights: weights_runtime.WeightBuffer | None
 
 
 def host(experiment, num_weights: int, capacity: int, device: str,
@@ -44,9 +45,11 @@ def host(experiment, num_weights: int, capacity: int, device: str,
                                           shared_name=WEIGHTS_NAME + suffix))
 
 
-def attach(experiment, num_weights: int, device: str, *,
+def attach(experiment, num_weights: int | None, device: str, *,
            timeout_s: float = 0.0, suffix: str = "") -> Channels:
-  """Attaches to the channels `host` made on `device`.
+  """Attaches to the channels `host` made on `device` (the queue alone
+  with `num_weights` None: an actor whose policy runs on the inference
+  server reads no weights).
 
   A learner whose server is up may not have created its queue yet: retries
   for up to `timeout_s` before raising `queue_runtime.QueueNotFoundError`.
@@ -62,6 +65,8 @@ def attach(experiment, num_weights: int, device: str, *,
       if time.monotonic() > deadline:
         raise
       time.sleep(0.5)
+  if num_weights is None:
+    return Channels(trajectory_queue, None)
   return Channels(
       trajectory_queue,
       weights_runtime.WeightBuffer.attach(num_weights, device,

@@ -270,14 +270,18 @@ def test_an_actor_whose_learner_stays_away_stops_after_learner_wait_s(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("inference", ["actor", "central"])
 def test_catch_from_tf_config_across_hosts_while_actors_come_and_go(
-    make_cluster, tmp_path):
+    make_cluster, tmp_path, inference):
+  # Central: the policy acts on the learner's inference server (its port
+  # the TF server's + 1); the actor killed below dies mid-request.
   cluster = make_cluster(["learner", "host_b", "host_c"],
                          outside=["outsider"])
   port = netns_cluster.free_port()
   learner_address = f"{cluster.address('learner')}:{port}"
   logdir = tmp_path / "run"
-  flags = ["--suite=catch", "--total_frames=150000", "--log_interval_s=1"]
+  flags = ["--suite=catch", "--total_frames=150000", "--log_interval_s=1",
+           f"--inference={inference}"]
   # As docs/cluster.md says: the same flags, the role from TF_CONFIG.
   learner_log = Log(tmp_path / "learner.log")
   learner = _start(cluster, "learner",
@@ -298,9 +302,13 @@ def test_catch_from_tf_config_across_hosts_while_actors_come_and_go(
                        alive=learner)
   # The learner's port: reached from the cluster's hosts (the actors
   # train), not from a host outside its network nor from this machine.
-  assert not cluster.tcp_reachable("outsider", cluster.address("learner"),
-                                   port)
-  assert not _reachable_here(port)
+  ports = [port, port + 1] if inference == "central" else [port]
+  for open_port in ports:
+    assert not cluster.tcp_reachable("outsider", cluster.address("learner"),
+                                     open_port)
+    assert not _reachable_here(open_port)
+  if inference == "central":
+    learner_log.wait_for(rf"central inference on port {port + 1}:")
 
   actors[1].send_signal(signal.SIGKILL)
   assert actors[1].wait(timeout=10) == -signal.SIGKILL
@@ -327,6 +335,9 @@ def test_catch_from_tf_config_across_hosts_while_actors_come_and_go(
   record = json.loads((logdir / "result.json").read_text())
   assert record["status"] == "completed" and record["num_frames"] >= 150000
   assert record["mean_return"] >= 0.9, lines[-5:]
+  if inference == "central":
+    assert "(central inference); stopping." in logs[0].lines[-1]
+    assert any("in the whole run" in line for line in lines)
 
 
 @pytest.mark.slow
