@@ -1,6 +1,7 @@
 r"""The fault-injection run: `python -m impala_tf.chaos`.
 
   python -m impala_tf.chaos [--total_frames=600000] [--output=DIR] [--seed=0]
+      [--inference=central]
 
 Trains Catch with the launcher (3 actor processes) while it injects, at
 random points spread over the first 80% of its frame budget (by frames, not
@@ -57,8 +58,9 @@ class ChaosRun:
   """One chaos run (see the module docstring)."""
 
   def __init__(self, output: str, seed: int, total_frames: int,
-               log=print):
+               log=print, inference: str = "actor"):
     self.output = output
+    self.inference = inference
     self.logdir = os.path.join(output, "run")
     self.faults_file = os.path.join(output, "faults")
     self.total_frames = total_frames
@@ -83,7 +85,7 @@ class ChaosRun:
             "--checkpoint_interval_s=3", "--log_interval_s=1",
             # A learning rate that learns Catch slowly enough for the
             # faults to land mid-training.
-            "--learning_rate=3e-3"]
+            "--learning_rate=3e-3", f"--inference={self.inference}"]
 
   def _launch(self):
     env = dict(os.environ, IMPALA_TF_FAULTS_FILE=self.faults_file)
@@ -318,13 +320,18 @@ def _define_flags():
   flags.DEFINE_string("output", None, "Directory for the run, its output "
                       "and chaos.json; default a new temporary directory.")
   flags.DEFINE_integer("seed", 0, "Seeds the fault plan.")
+  flags.DEFINE_enum("inference", "actor", ["actor", "central"], "Where the "
+                    "run's policy acts (the launcher's --inference): with "
+                    "central, actors are killed and stopped mid-request "
+                    "and the learner takes the inference server with it.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments {argv[1:]}.")
   output = FLAGS.output or tempfile.mkdtemp(prefix="impala_tf_chaos_")
-  chaos = ChaosRun(output, FLAGS.seed, FLAGS.total_frames)
+  chaos = ChaosRun(output, FLAGS.seed, FLAGS.total_frames,
+                   inference=FLAGS.inference)
   ok = chaos.run()
   print(f"Output in {output}.")
   return 0 if ok else 1

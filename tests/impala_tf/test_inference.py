@@ -93,7 +93,7 @@ def test_catch_learns_with_central_inference_in_process_mode(tmp_path):
   from impala_tf.testing import launches  # pylint: disable=g-import-not-at-top
   launch = launches.Launch(tmp_path, "--suite=catch", "--num_actors=2",
                            "--inference=central", "--inference_groups=2",
-                           "--total_frames=96000")
+                           "--total_frames=80000")
   try:
     assert launch.finish() == 0, launch.output
   finally:
