@@ -315,15 +315,15 @@ def end_to_end(torso, num_actors, envs_per_actor, seconds, warmup_s,
   peaks["lag"] = statistics.median(float(m.group(4)) for m in measured)
   # Central inference: the server's totals, said when the learner ends.
   served = [m for m in map(_SERVED.search, lines) if m]
-  peaks["served"] = ((float(served[-1].group(1)), float(served[-1].group(2)))
+  peaks["served"] = (tuple(float(served[-1].group(i)) for i in (1, 2, 3))
                      if served else None)
   peaks["max lag"] = max(int(m.group(5)) for m in measured)
   return fps, fill, wait, peaks, breakdown
 
 
-_SERVED = re.compile(r"inference: [\d,]+ batches of ([\d.]+) environments "
-                     r".* ([\d.]+) ms from request to compute.* in the "
-                     r"whole run")
+_SERVED = re.compile(r"[Ii]nference: [\d,]+ batches of ([\d.]+) environments "
+                     r".* ([\d.]+) ms from request to compute, ([\d.]+) ms "
+                     r"per batch in the whole run")
 
 
 def _is_env(word):
@@ -408,8 +408,8 @@ def main():
               for variant in variants
               for inference in args.inference.split(",")]
   flags_of = {setting: " ".join(filter(None, (
-      f"--onednn={setting[0]} --precision={setting[1]}", setting[2],
-      f"--inference={setting[4]}")))
+      f"--onednn={setting[0]} --precision={setting[1]}",
+      f"--inference={setting[4]}", setting[2])))
               for setting in settings}
   names = {setting: flags_of[setting] + (
       f" [code of {setting[3]}]" if setting[3] else "")
@@ -449,10 +449,11 @@ def main():
             f"{fps:,.0f} f/s (runs: {each}), queue {fill}%, learner waiting "
             f"{wait}%, policy lag {lag:.1f} updates (max {max_lag})")
       if served:
-        print(f"  inference server: batches of "
-              f"{statistics.median(b for b, _ in served):.1f} environments, "
-              f"{statistics.median(w for _, w in served):.2f} ms from "
-              "request to compute (medians of the runs' means)")
+        batch, wait_ms, batch_ms = (
+            statistics.median(s[i] for s in served) for i in range(3))
+        print(f"  inference server: batches of {batch:.1f} environments, "
+              f"{wait_ms:.2f} ms from request to compute, {batch_ms:.2f} ms "
+              "per batch (medians of the runs' means)")
       print("  peak resident memory: " + ", ".join(
           f"{role} {value:,.0f} MiB" for role, value in
           sorted(peaks.items())))

@@ -132,13 +132,20 @@ def _define_process_flags(define):
   define.integer("inference_batch", 0, "Central inference: most "
                  "environments in one batch (0: every actor's).",
                  lower_bound=0)
-  define.float("inference_wait_ms", 1.0, "Central inference: how long a "
-               "batch waits for more requests after its first (measured: "
-               "docs/benchmarks.md).", lower_bound=0.0)
+  define.float("inference_wait_ms", 0.0, "Central inference: how long a "
+               "batch waits for more requests after its first (0: it takes "
+               "what has arrived; measured: docs/benchmarks.md).",
+               lower_bound=0.0)
   define.integer("inference_groups", 2, "Central inference: groups an "
                  "actor's environments are split into; one steps while "
                  "another waits for its actions (a divisor of "
                  "--envs_per_actor).", lower_bound=1)
+  define.enum("inference_server", "process", ["process", "learner"],
+              "Central inference: the server runs in a process of its own "
+              "next to the learner (process: its own CPU threads, the "
+              "choice on a CPU-only machine: docs/benchmarks.md), or as a "
+              "thread of the learner process (learner: on the learner's "
+              "accelerator, sharing its weights' host).")
   define.string("inference_device", "", "Central inference: the device "
                 "the policy runs on (default: TensorFlow's choice, the "
                 "first GPU if there is one, else the CPU).")
@@ -152,8 +159,10 @@ def _define_process_flags(define):
               "learner and actors from one process that imported "
               "TensorFlow once, so they share its memory (about 180 "
               "MiB per process), instead of starting each afresh.")
-  define.enum("job", None, ["learner", "actor"], "Cluster mode: the role "
-              "of this process (default: TF_CONFIG, else local mode).")
+  define.enum("job", None, ["learner", "actor", "inference"], "Cluster "
+              "mode: the role of this process (default: TF_CONFIG, else "
+              "local mode); inference: the central inference server's "
+              "process, on the learner's host (--inference_server=process).")
   define.integer("task", 0, "Cluster mode: the actor index.",
                  lower_bound=0)
   define.integer("port", None, "Cluster mode, learner: the TF server "

@@ -29,7 +29,7 @@ from impala_tf import suites
 # What a process of a run does: the learner and actors as processes on this
 # machine (local mode), as threads of this process, one cluster role, or
 # acting and learning in one compiled program (anakin).
-ROLES = ("local", "threads", "learner", "actor", "anakin")
+ROLES = ("local", "threads", "learner", "actor", "anakin", "inference")
 
 # Config fields that are numbers or None take these words on the command
 # line, as strings.
@@ -67,13 +67,15 @@ class InferenceOptions:
   """Where the policy acts (`impala_tf.inference`): "actor" (each actor on
   its own copy) or "central" (one server on the learner's host batching
   up to `batch` environments, waiting at most `wait_s` for them, on
-  `device`, at `port`; each actor's environments in `groups` groups)."""
+  `device`, at `port`, in a process of its own or in the learner's
+  (`server`); each actor's environments in `groups` groups)."""
   mode: str = "actor"
   batch: int = 0
-  wait_s: float = 0.001
+  wait_s: float = 0.0
   groups: int = 1
   device: str = ""
   port: Optional[int] = None
+  server: str = "process"  # Or "learner": a thread of the learner.
 
   @property
   def central(self) -> bool:
@@ -192,11 +194,15 @@ def resolve(values: Mapping[str, Any],
                 inference=_inference_options(values, exp, role, num_actors,
                                              learner_address),
                 **_process_options(values))
-  if role == "actor":
+  if role in ("actor", "inference"):
     if not learner_address:
-      raise PlanError("An actor needs --learner_address=HOST:PORT (or "
-                      "TF_CONFIG).")
+      raise PlanError(f"An {role} process needs --learner_address=HOST:PORT "
+                      "(or TF_CONFIG).")
     learner_port(learner_address)  # Refuses a malformed address.
+    if role == "inference" and not common["inference"].central:
+      raise PlanError("--job=inference is central inference's server; give "
+                      "--inference=central (and the same flags as the "
+                      "learner).")
     return RunPlan(**common)
   return RunPlan(
       **common, logdir=_logdir(values, role, pbt, now), pbt=pbt,
@@ -252,9 +258,9 @@ def _role(values, environ) -> tuple[Optional[str], int, Optional[str]]:
         "TF_CONFIG must look like {\"cluster\": {\"learner\": [\"host:port\"]"
         "}, \"task\": {\"type\": \"actor\", \"index\": 0}}; could not read "
         f"it: {e!r}") from None
-  if job not in ("learner", "actor"):
-    raise PlanError(f"TF_CONFIG task type must be 'learner' or 'actor', "
-                    f"got {job!r}.")
+  if job not in ("learner", "actor", "inference"):
+    raise PlanError(f"TF_CONFIG task type must be 'learner', 'actor' or "
+                    f"'inference', got {job!r}.")
   return job, task, learner
 
 
@@ -429,7 +435,8 @@ def _inference_options(values, exp, role, num_actors,
   return InferenceOptions(
       mode="central", batch=batch,
       wait_s=InferenceOptions.wait_s if wait_ms is None else wait_ms / 1e3,
-      groups=groups, device=values.get("inference_device") or "", port=port)
+      groups=groups, device=values.get("inference_device") or "", port=port,
+      server=values.get("inference_server") or "process")
 
 
 def _logdir(values, role, pbt, now) -> Optional[str]:

@@ -94,7 +94,7 @@ class Stats:
 
   def line(self) -> str:
     per_batch = max(self.batches, 1)
-    return (f"inference: {self.batches:,} batches of {self.mean_batch:.1f} "
+    return (f"{self.batches:,} batches of {self.mean_batch:.1f} "
             f"environments on average ({self.requests / per_batch:.1f} "
             f"requests), {self.mean_wait_ms:.2f} ms from request to "
             f"compute, {1e3 * self.compute_s / per_batch:.2f} ms per batch")
@@ -114,13 +114,16 @@ class InferenceServer:
     max_batch: most environments in one batch.
     max_wait_s: longest a batch waits for more requests after its first.
     log: where the server reports (one line each).
+    refresh_interval_s: the shortest time between two looks at the
+      publication (each is a round trip when the weights are remote).
   """
 
   def __init__(self, experiment: experiment_lib.Experiment,
-               weights: weights_runtime.WeightBuffer, *,
+               weights: Optional[weights_runtime.WeightBuffer], *,
                device: Optional[str] = None, max_batch: int = 64,
                max_wait_s: float = 0.001,
-               log: Callable[[str], None] = print):
+               log: Callable[[str], None] = print,
+               refresh_interval_s: float = 0.0):
     if max_batch < 1:
       raise ValueError(f"max_batch must be at least 1, got {max_batch}.")
     if max_wait_s < 0:
@@ -128,7 +131,9 @@ class InferenceServer:
     self.experiment = experiment
     self.max_batch = int(max_batch)
     self.max_wait_s = float(max_wait_s)
-    self._weights = weights
+    self.weights = weights  # Set before `start` when given as None.
+    self._refresh_interval_s = refresh_interval_s
+    self._last_look = -float("inf")
     self._device = device
     self._log = log
     self._requests: queue.SimpleQueue = queue.SimpleQueue()
@@ -284,14 +289,18 @@ class InferenceServer:
   def _wait_for_weights(self, batch):
     """Refreshes the weights from the latest publication; before the first
     one, waits for it (the batch's actors wait meanwhile)."""
+    if (self._publication is not None and
+        time.monotonic() - self._last_look < self._refresh_interval_s):
+      return
     while True:
       try:
-        publication = self._weights.publication()
+        publication = self.weights.publication()
         break
       except weights_runtime.WeightsNotPublishedError:
         time.sleep(0.05)
+    self._last_look = time.monotonic()
     if publication != self._publication:
-      flat, version = self._weights.read()
+      flat, version = self.weights.read()
       with self._on_device():
         weights_runtime.unflatten_into(self._variables, flat)
       self._publication, self.version = publication, version
@@ -413,8 +422,10 @@ class InferenceReport(base.LoopPart):
   server itself is started and stopped by the role that runs it)."""
 
   def __init__(self, server: InferenceServer, interval_s: float = 60.0,
-               log: Optional[Callable[[str], None]] = None):
+               log: Optional[Callable[[str], None]] = None,
+               who: str = "Learner: inference"):
     self._server = server
+    self._who = who
     self._interval_s = interval_s
     self._log = log or server._log  # pylint: disable=protected-access
     self._last = time.monotonic()
@@ -431,10 +442,10 @@ class InferenceReport(base.LoopPart):
     del loop
     if time.monotonic() - self._last >= self._interval_s:
       self._last = time.monotonic()
-      self._log(f"Learner: {self._take().line()} in the last "
+      self._log(f"{self._who}: {self._take().line()} in the last "
                 f"{self._interval_s:g} s.")
 
   def end(self, loop) -> None:
     del loop
     self._take()
-    self._log(f"Learner: {self._total.line()} in the whole run.")
+    self._log(f"{self._who}: {self._total.line()} in the whole run.")

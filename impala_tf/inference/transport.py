@@ -3,7 +3,7 @@
 (`SocketFrontend` on the learner, `SocketConnection` in an actor).
 
 The socket is a `multiprocessing.connection` listener: length-framed
-messages after an HMAC challenge with a shared key (`key_from_environment`:
+messages after an HMAC challenge with a shared key (`keys`:
 local mode makes a fresh one per run and gives it to its children; on a
 cluster set it in every role's environment). Messages are `codec`'s
 (arrays and JSON, never pickles). Like the TF server's port, this one
@@ -16,11 +16,8 @@ wait by stepping its other groups meanwhile: `acting.actor_loop`).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing.connection
-import os
 import queue
-import secrets
 import socket
 import threading
 import time
@@ -29,15 +26,8 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from impala_tf.inference import codec
+from impala_tf.inference import keys
 from impala_tf.inference import server as server_lib
-
-# The shared key of the inference socket, as hex (local mode sets a fresh
-# one for its children; a cluster sets it in every role's environment).
-KEY_ENV = "IMPALA_TF_INFERENCE_KEY"
-# Without KEY_ENV: a key every process of this project knows, which keeps
-# out only what speaks another protocol; the network must be private.
-_DEFAULT_KEY = hashlib.sha256(b"impala_tf inference").digest()
-
 
 class InferenceLostError(ConnectionError):
   """The inference server went away (or never answered)."""
@@ -45,22 +35,6 @@ class InferenceLostError(ConnectionError):
 
 class InferenceRequestError(RuntimeError):
   """The server could not answer a request (its message says why)."""
-
-
-def key_from_environment() -> bytes:
-  raw = os.environ.get(KEY_ENV)
-  if not raw:
-    return _DEFAULT_KEY
-  try:
-    return bytes.fromhex(raw)
-  except ValueError:
-    raise ValueError(f"{KEY_ENV} must be hex digits (local mode makes one "
-                     f"with secrets.token_hex), got {raw[:8]!r}...") from None
-
-
-def new_key() -> str:
-  """A fresh key, as `KEY_ENV` holds it."""
-  return secrets.token_hex(32)
 
 
 class LocalConnection:
@@ -89,7 +63,7 @@ class SocketConnection:
     while True:
       try:
         self._connection = multiprocessing.connection.Client(
-            (host, int(port)), authkey=key or key_from_environment())
+            (host, int(port)), authkey=key or keys.from_environment())
         break
       except (ConnectionRefusedError, ConnectionResetError, EOFError,
               socket.timeout) as e:
@@ -101,7 +75,7 @@ class SocketConnection:
       except multiprocessing.AuthenticationError:
         raise InferenceLostError(
             f"the inference server at {address} refused this actor's key "
-            f"({KEY_ENV} differs between learner and actor)") from None
+            f"({keys.KEY_ENV} differs between learner and actor)") from None
     self.address = address
 
   def call(self, request: server_lib.Request):
@@ -138,7 +112,7 @@ class SocketFrontend:
     self._server = server
     self._log = log
     self._listener = multiprocessing.connection.Listener(
-        (host, port), authkey=key or key_from_environment())
+        (host, port), authkey=key or keys.from_environment())
     self.port = port
     self._closed = False
     self._thread = threading.Thread(target=self._accept, daemon=True,

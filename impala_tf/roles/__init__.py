@@ -8,6 +8,7 @@ its role:
 * `threads`: the learner and actors as threads of this process;
 * `learner`: the learner process (local mode's child, or a cluster role);
 * `actor`: an actor process;
+* `inference`: central inference's server process (`impala_tf.inference`);
 * `anakin`: no actors; environments written in TensorFlow stepped inside
   the learner's compiled program (`impala_tf.anakin`).
 
@@ -29,6 +30,10 @@ def run(plan: plan_lib.RunPlan, argv: Sequence[str]) -> int:
   if plan.role == "actor":
     from impala_tf.roles import actor
     actor.run(plan)
+    return 0
+  if plan.role == "inference":
+    from impala_tf.roles import inference
+    inference.run(plan)
     return 0
   lock = _prepare_run_directory(plan)
   try:

@@ -36,8 +36,11 @@ def run(plan: plan_lib.RunPlan) -> None:
   stop = threading.Event()
   common.stop_on_signals(stop)
   parts = common.extra_parts(plan)
-  inference = _start_inference(plan, channels) if plan.inference.central \
-      else None
+  # Central inference in this process (--inference_server=learner); with
+  # a process of its own, local mode or the cluster starts that.
+  inference = (_start_inference(plan, channels)
+               if plan.inference.central and plan.inference.server ==
+               "learner" else None)
   if inference is not None:
     parts.append(inference[2])
   try:

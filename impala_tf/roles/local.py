@@ -80,12 +80,16 @@ def _supervise(plan: plan_lib.RunPlan, this: list[str]) -> int:
     both = []
     if plan.inference.central:
       # The inference server's port, and a key of this run's own.
-      from impala_tf.inference import transport  # pylint: disable=g-import-not-at-top
+      from impala_tf.inference import keys  # pylint: disable=g-import-not-at-top
       both = [f"--inference_port={server_lib.free_port()}"]
-      os.environ.setdefault(transport.KEY_ENV, transport.new_key())
+      os.environ.setdefault(keys.KEY_ENV, keys.new_key())
     supervisor.start("learner", this + ["--job=learner", f"--port={port}",
                                         *both],
                      grace_s=LEARNER_STOP_GRACE_S, hold_error_line=True)
+    if plan.inference.central and plan.inference.server == "process":
+      supervisor.start("inference", this + [
+          "--job=inference", f"--learner_address=127.0.0.1:{port}", *both],
+                       restart=True)
     for task in range(plan.num_actors):
       supervisor.start(f"actor_{task}", this + [
           "--job=actor", f"--task={task}",

@@ -438,6 +438,11 @@ class TrajectoryQueue:
     with self._closed_as_error(), tf.device(self.device):
       return int(tf.raw_ops.QueueSizeV2(handle=self._handle))
 
+  def is_closed(self) -> bool:
+    """Whether the learner closed the queue (its run is over)."""
+    with tf.device(self.device):
+      return bool(tf.raw_ops.QueueIsClosedV2(handle=self._handle))
+
   def close(self, cancel_pending_enqueues: bool = True) -> None:
     """Closes the queue: later (and, by default, blocked) enqueues fail with
     ``QueueClosedError``; items already in it can still be dequeued."""

@@ -87,12 +87,16 @@ def test_catch_learns_with_central_inference_in_threads_mode(tmp_path):
 
 
 @pytest.mark.slow
-def test_catch_learns_with_central_inference_in_process_mode(tmp_path):
-  # Actor processes that only step environments, the policy on the
-  # learner's inference server behind its socket.
+@pytest.mark.parametrize("server", ["process", "learner"])
+def test_catch_learns_with_central_inference_in_process_mode(tmp_path,
+                                                             server):
+  # Actor processes that only step environments; the policy on the
+  # inference server (a process of its own, or a thread of the learner)
+  # behind its socket.
   from impala_tf.testing import launches  # pylint: disable=g-import-not-at-top
   launch = launches.Launch(tmp_path, "--suite=catch", "--num_actors=2",
                            "--inference=central", "--inference_groups=2",
+                           f"--inference_server={server}",
                            "--total_frames=80000")
   try:
     assert launch.finish() == 0, launch.output
@@ -101,10 +105,16 @@ def test_catch_learns_with_central_inference_in_process_mode(tmp_path):
   result = launch.result()
   assert result["status"] == "completed", launch.output
   assert result["mean_returns"]["catch"] >= 0.9, launch.output
-  launch.wait_for(r"central inference on port \d+: batches of up to 16 "
-                  "environments")
-  launch.wait_for(r"inference: [\d,]+ batches of [\d.]+ environments .* in "
-                  "the whole run")
+  if server == "process":
+    launch.wait_for(r"^Inference: serving on port \d+ for the learner at "
+                    r"127\.0\.0\.1:\d+: batches of up to 16 environments")
+    launch.wait_for(r"^Inference: [\d,]+ batches of [\d.]+ environments .* "
+                    "in the whole run")
+  else:
+    launch.wait_for(r"^Learner: central inference on port \d+: batches of up "
+                    "to 16 environments")
+    launch.wait_for(r"^Learner: inference: [\d,]+ batches of [\d.]+ "
+                    "environments .* in the whole run")
   for actor in (0, 1):
     launch.wait_for(rf"Actor {actor}: sent \d+ unrolls of 8 trajectories in "
                     r"2 groups \(central inference\)")

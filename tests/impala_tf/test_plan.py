@@ -49,6 +49,15 @@ def _plan(*args, environ=None, cpu_count=2, now=0.0):
      "--batch_size=32 cannot be split evenly over --anakin_replicas=3"),
     (["--suite=catch", "--run_mode=anakin", "--job=learner"],
      "--run_mode=anakin runs on one machine, without cluster roles"),
+    (["--suite=catch", "--inference=central", "--inference_groups=3"],
+     "--inference_groups=3 does not divide --envs_per_actor=8"),
+    (["--suite=catch", "--inference=central", "--policy_lag=1"],
+     "use --inference=actor with --policy_lag"),
+    (["--suite=catch", "--inference=central", "--run_mode=anakin"],
+     "--inference=central is for runs with actors"),
+    (["--suite=catch", "--job=inference", "--learner_address=h:5000"],
+     "--job=inference is central inference's server; give "
+     "--inference=central"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, monkeypatch, flags,
                                       message):
@@ -119,6 +128,30 @@ def test_cluster_roles_from_flags_and_from_tf_config():
     _plan("--suite=catch", "--job=learner")
   with pytest.raises(plan_lib.PlanError, match="needs --learner_address"):
     _plan("--suite=catch", "--job=actor")
+
+
+def test_central_inference_listens_next_to_the_learner():
+  # Every role of a cluster finds the server at the learner's port + 1.
+  central = ("--suite=catch", "--inference=central", "--num_actors=3")
+  learner = _plan(*central, "--job=learner", "--port=5000")
+  actor = _plan(*central, "--job=actor", "--learner_address=h:5000")
+  server = _plan(*central, environ={"TF_CONFIG": json.dumps(
+      {"cluster": {"learner": ["h:5000"]},
+       "task": {"type": "inference", "index": 0}})})
+  assert server.role == "inference" and server.learner_address == "h:5000"
+  for plan in (learner, actor, server):
+    assert plan.inference.central and plan.inference.port == 5001
+  # Batches of every actor's environments by default; the flags as given.
+  assert server.inference == plan_lib.InferenceOptions(
+      mode="central", batch=24, wait_s=0.0, groups=2, port=5001,
+      server="process")
+  given = _plan(*central, "--inference_batch=8", "--inference_wait_ms=2",
+                "--inference_groups=4", "--inference_server=learner",
+                "--inference_device=/GPU:0", "--inference_port=6000")
+  assert given.inference == plan_lib.InferenceOptions(
+      mode="central", batch=8, wait_s=0.002, groups=4, device="/GPU:0",
+      port=6000, server="learner")
+  assert not _plan("--suite=catch").inference.central
 
 
 def test_a_population_member_gets_its_directory_and_rules(tmp_path):

@@ -296,6 +296,12 @@ def test_catch_from_tf_config_across_hosts_while_actors_come_and_go(
                            _example_tf_config("tf_config_actor.json",
                                               learner_address, index))
 
+  if inference == "central":
+    # The inference server's process, on the learner's host.
+    server_log = Log(tmp_path / "inference.log")
+    server = _start(cluster, "learner", LAUNCH + flags, server_log.path,
+                    json.dumps({"cluster": {"learner": [learner_address]},
+                                "task": {"type": "inference", "index": 0}}))
   start_actor(0, "host_b")
   start_actor(1, "host_c")
   learner_log.wait_for(r"hearing from 2 actor\(s\)\.$", timeout_s=180,
@@ -308,7 +314,8 @@ def test_catch_from_tf_config_across_hosts_while_actors_come_and_go(
                                      open_port)
     assert not _reachable_here(open_port)
   if inference == "central":
-    learner_log.wait_for(rf"central inference on port {port + 1}:")
+    server_log.wait_for(rf"^Inference: serving on port {port + 1} for the "
+                        rf"learner at {re.escape(learner_address)}:")
 
   actors[1].send_signal(signal.SIGKILL)
   assert actors[1].wait(timeout=10) == -signal.SIGKILL
@@ -337,7 +344,8 @@ def test_catch_from_tf_config_across_hosts_while_actors_come_and_go(
   assert record["mean_return"] >= 0.9, lines[-5:]
   if inference == "central":
     assert "(central inference); stopping." in logs[0].lines[-1]
-    assert any("in the whole run" in line for line in lines)
+    assert server.wait(timeout=60) == 0, server_log.lines[-10:]
+    server_log.wait_for(r"^Inference: [\d,]+ batches .* in the whole run")
 
 
 @pytest.mark.slow
