@@ -33,6 +33,17 @@ import sonnet as snt
 import tensorflow as tf
 
 
+def _check_ready(name: str, slots: Optional[list], gradients) -> None:
+  """Refuses an `apply` before `initialize`, or with another number of
+  gradients than the variables initialised."""
+  if slots is None:
+    raise RuntimeError(f"{name}.initialize(variables) must be called before "
+                       "apply().")
+  if len(gradients) != len(slots):
+    raise ValueError(f"Got {len(gradients)} gradients for {len(slots)} "
+                     "initialised variables.")
+
+
 class RMSProp(snt.Module):
   """TF1-style RMSProp (see the module docstring)."""
 
@@ -69,12 +80,7 @@ class RMSProp(snt.Module):
     """One update of `variables` with `gradients` at `learning_rate`;
     `epsilon` (a number or a scalar tensor, e.g. a variable population-based
     training changes) replaces the constructor's ε when given."""
-    if self._mean_square is None:
-      raise RuntimeError("RMSProp.initialize(variables) must be called before "
-                         "apply().")
-    if len(gradients) != len(self._mean_square):
-      raise ValueError(f"Got {len(gradients)} gradients for "
-                       f"{len(self._mean_square)} initialised variables.")
+    _check_ready("RMSProp", self._mean_square, gradients)
     for g, v, ms, mom in zip(gradients, variables, self._mean_square,
                              self._mom):
       if g is None:
@@ -151,12 +157,7 @@ class Adam(snt.Module):
             epsilon=None):
     """One update, as `RMSProp.apply` (`epsilon` replaces the
     constructor's ε when given)."""
-    if self._m is None:
-      raise RuntimeError("Adam.initialize(variables) must be called before "
-                         "apply().")
-    if len(gradients) != len(self._m):
-      raise ValueError(f"Got {len(gradients)} gradients for "
-                       f"{len(self._m)} initialised variables.")
+    _check_ready("Adam", self._m, gradients)
     step = self._step.assign_add(1.0)
     lr = tf.cast(learning_rate, tf.float32)
     eps = self.epsilon if epsilon is None else tf.cast(epsilon, tf.float32)

@@ -7,6 +7,22 @@ import tensorflow as tf
 from impala_tf.agent import optimizers
 
 
+def _tf1_result(make_optimizer, init, grads, lrs):
+  """The variable after TF1's optimiser (`make_optimizer(lr)`) applied
+  `grads` from `init`, at learning rates `lrs`."""
+  graph = tf.Graph()
+  with graph.as_default():
+    var = tf.compat.v1.Variable(init)
+    grad_ph = tf.compat.v1.placeholder(tf.float32, init.shape)
+    lr_ph = tf.compat.v1.placeholder(tf.float32, ())
+    train = make_optimizer(lr_ph).apply_gradients([(grad_ph, var)])
+    with tf.compat.v1.Session(graph=graph) as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      for g, lr in zip(grads, lrs):
+        sess.run(train, {grad_ph: g, lr_ph: lr})
+      return sess.run(var)
+
+
 def test_one_step_matches_hand_computed_tf1_update():
   var = tf.Variable([1.0, -2.0])
   opt = optimizers.RMSProp(decay=0.9, epsilon=0.1)
@@ -35,19 +51,9 @@ def test_matches_tf1_rmsprop_optimizer_over_several_steps(momentum):
   grads = rng.normal(size=(4, 3, 2)).astype(np.float32)
   lrs = [0.01, 0.005, 0.02, 0.001]
 
-  graph = tf.Graph()
-  with graph.as_default():
-    var = tf.compat.v1.Variable(init)
-    grad_ph = tf.compat.v1.placeholder(tf.float32, (3, 2))
-    lr_ph = tf.compat.v1.placeholder(tf.float32, ())
-    tf1_opt = tf.compat.v1.train.RMSPropOptimizer(
-        lr_ph, decay=0.95, momentum=momentum, epsilon=0.01)
-    train = tf1_opt.apply_gradients([(grad_ph, var)])
-    with tf.compat.v1.Session(graph=graph) as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
-      for g, lr in zip(grads, lrs):
-        sess.run(train, {grad_ph: g, lr_ph: lr})
-      want = sess.run(var)
+  want = _tf1_result(
+      lambda lr: tf.compat.v1.train.RMSPropOptimizer(
+          lr, decay=0.95, momentum=momentum, epsilon=0.01), init, grads, lrs)
 
   ours = tf.Variable(init)
   opt = optimizers.RMSProp(decay=0.95, epsilon=0.01, momentum=momentum)
@@ -143,19 +149,10 @@ def test_adam_matches_tf1_adam_optimizer_over_several_steps():
   grads = rng.normal(size=(5, 3, 2)).astype(np.float32)
   lrs = [0.01, 0.005, 0.02, 0.001, 0.01]
 
-  graph = tf.Graph()
-  with graph.as_default():
-    var = tf.compat.v1.Variable(init)
-    grad_ph = tf.compat.v1.placeholder(tf.float32, (3, 2))
-    lr_ph = tf.compat.v1.placeholder(tf.float32, ())
-    tf1_opt = tf.compat.v1.train.AdamOptimizer(lr_ph, beta1=0.8, beta2=0.99,
-                                               epsilon=1e-3)
-    train = tf1_opt.apply_gradients([(grad_ph, var)])
-    with tf.compat.v1.Session(graph=graph) as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
-      for g, lr in zip(grads, lrs):
-        sess.run(train, {grad_ph: g, lr_ph: lr})
-      want = sess.run(var)
+  want = _tf1_result(
+      lambda lr: tf.compat.v1.train.AdamOptimizer(lr, beta1=0.8, beta2=0.99,
+                                                  epsilon=1e-3),
+      init, grads, lrs)
 
   ours = tf.Variable(init)
   opt = optimizers.Adam(beta1=0.8, beta2=0.99, epsilon=1e-3)
