@@ -145,12 +145,12 @@ class Actor:
                seed: int = 0, actor_id: int = 0, discount: float = 0.99):
     self.env = env
     self.actor_id = int(actor_id)
-    if isinstance(network, networks.ImpalaNetwork):
-      self.policy = LocalPolicy(network)
-      self.network = network
-    else:
+    if hasattr(network, "act"):  # A policy, not a network.
       self.policy = network
       self.network = getattr(network, "network", None)
+    else:
+      self.policy = LocalPolicy(network)
+      self.network = network
     self.unroll_length = int(unroll_length)
     n = env.num_envs
     self.level_ids = (np.zeros(n, np.int32) if level_ids is None
