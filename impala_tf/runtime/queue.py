@@ -398,6 +398,16 @@ class TrajectoryQueue:
       if "queue" not in str(e).lower():
         raise
       raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
+    except (tf.errors.UnknownError, TypeError) as e:
+      # An enqueue into a queue closed meanwhile, reported by the learner
+      # over gRPC: an UnknownError, or, from the packed enqueue function,
+      # a TypeError ("Binding inputs to tf.function failed due to ...
+      # FIFOQueue '...' is closed"). Seen at a run's end with several
+      # enqueueing threads in one actor (central inference's groups).
+      text = str(e)
+      if f"FIFOQueue '{self.shared_name}' is closed" not in text:
+        raise
+      raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
 
   def dequeue_many(self, n: int) -> dict[str, tf.Tensor]:
     """Takes ``n`` trajectories: every field stacked to ``[n, ...]``.
