@@ -73,9 +73,11 @@ class SocketConnection:
               f"{timeout_s:g} s ({type(e).__name__})") from None
         time.sleep(0.2)
       except multiprocessing.AuthenticationError:
-        raise InferenceLostError(
+        # Not a server that went away: waiting would not help.
+        raise InferenceRequestError(
             f"the inference server at {address} refused this actor's key "
-            f"({keys.KEY_ENV} differs between learner and actor)") from None
+            f"({keys.KEY_ENV} differs between the server and the actor)"
+        ) from None
     self.address = address
 
   def call(self, request: server_lib.Request):
