@@ -159,3 +159,29 @@ def test_a_request_the_policy_cannot_take_is_answered_with_its_error():
     assert policy.version == 7
   finally:
     server.stop()
+
+
+def test_an_actor_with_another_key_is_refused_in_one_line():
+  import multiprocessing.connection  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  listener = multiprocessing.connection.Listener(("127.0.0.1", 0),
+                                                 authkey=b"a" * 32)
+  refused = []
+
+  def accept():
+    try:
+      listener.accept()
+    except multiprocessing.AuthenticationError as e:
+      refused.append(e)
+
+  thread = threading.Thread(target=accept, daemon=True)
+  thread.start()
+  try:
+    with pytest.raises(transport.InferenceRequestError,
+                       match="IMPALA_TF_INFERENCE_KEY differs"):
+      transport.SocketConnection(f"127.0.0.1:{listener.address[1]}",
+                                 timeout_s=5, key=b"b" * 32)
+    thread.join(timeout=5)
+    assert refused
+  finally:
+    listener.close()
