@@ -102,15 +102,21 @@ def run_actor(experiment, actor_index: int, channels, *, seed: int = 0,
     # calls the same event by several names (`server_lib.is_learner_lost`).
     if not server_lib.is_learner_lost(e):
       raise
-    first = (getattr(e, "message", None) or str(e)).strip().splitlines()
-    raise server_lib.LearnerLostError(
-        f"Actor {actor_index} lost the learner after {unrolls} unrolls "
-        f"({first[0] if first else type(e).__name__})") from None
+    raise _learner_lost(actor_index, unrolls, e) from None
   finally:
     env.close()
   log(f"Actor {actor_index}: sent {unrolls} unrolls of "
       f"{experiment.envs_per_actor} trajectories; stopping.")
   return unrolls
+
+
+def _learner_lost(actor_index: int, unrolls: int, error: BaseException):
+  """The one-line `LearnerLostError` of an actor whose learner went away
+  (TF's message is a page of gRPC detail: its first line)."""
+  first = (getattr(error, "message", None) or str(error)).strip().splitlines()
+  return server_lib.LearnerLostError(
+      f"Actor {actor_index} lost the learner after {unrolls} unrolls "
+      f"({first[0] if first else type(error).__name__})")
 
 
 def run_central_actor(experiment, actor_index: int, trajectory_queue,
@@ -186,11 +192,7 @@ def run_central_actor(experiment, actor_index: int, trajectory_queue,
         server_lib.is_learner_lost(error))
     if not lost:
       raise error
-    first = (getattr(error, "message", None) or str(error)).strip()
-    raise server_lib.LearnerLostError(
-        f"Actor {actor_index} lost the learner after {sum(unrolls)} unrolls "
-        f"({first.splitlines()[0] if first else type(error).__name__})"
-    ) from None
+    raise _learner_lost(actor_index, sum(unrolls), error) from None
   log(f"Actor {actor_index}: sent {sum(unrolls)} unrolls of {n} "
       f"trajectories in {groups} group{'s' if groups > 1 else ''} "
       "(central inference); stopping.")

@@ -252,7 +252,7 @@ class InferenceServer:
         batch = self._next_batch()
         if batch is None:
           return
-        self._wait_for_weights(batch)
+        self._refresh_weights()
         self._run(batch)
     except BaseException as e:  # Said once; every later request hears it.
       self.error = e
@@ -286,7 +286,7 @@ class InferenceServer:
       size += len(request.slots)
     return batch
 
-  def _wait_for_weights(self, batch):
+  def _refresh_weights(self):
     """Refreshes the weights from the latest publication; before the first
     one, waits for it (the batch's actors wait meanwhile)."""
     if (self._publication is not None and
@@ -304,7 +304,6 @@ class InferenceServer:
       with self._on_device():
         weights_runtime.unflatten_into(self._variables, flat)
       self._publication, self.version = publication, version
-    del batch
 
   def _run(self, batch: list[Request]):
     start = time.monotonic()

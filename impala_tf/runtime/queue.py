@@ -361,7 +361,7 @@ class TrajectoryQueue:
     with self._closed_as_error():
       while True:
         with tf.device(self.device):
-          if bool(tf.raw_ops.QueueIsClosedV2(handle=self._handle)):
+          if self.is_closed():
             raise QueueClosedError(f"queue {self.shared_name!r} is closed")
           self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
           if self._last_size < self.start_below:
@@ -383,7 +383,7 @@ class TrajectoryQueue:
       time.sleep(poll_s)
       poll_s = min(poll_s * 2, max_poll_s)
       with tf.device(self.device):
-        if bool(tf.raw_ops.QueueIsClosedV2(handle=self._handle)):
+        if self.is_closed():
           raise QueueClosedError(f"queue {self.shared_name!r} is closed")
         self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
 
