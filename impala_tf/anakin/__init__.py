@@ -72,6 +72,7 @@ class Anakin:
     self._compiled_unroll = (tf.function(self._unroll, jit_compile=True)
                              if self.xla else self._unroll)
     self._train = tf.function(self._train_fn)
+    self._train_loop = tf.function(self._train_loop_fn)
 
   @property
   def frames_per_iteration(self) -> int:
@@ -117,31 +118,64 @@ class Anakin:
       repeating the unroll before, as a learner's batch); the carry for
       the next call.
     """
-    # A Python count: the loop is unrolled in the trace (a distributed
-    # carry cannot be a `tf.while_loop` variable), one trace per count.
+    if self.learner.strategy.num_replicas_in_sync == 1:
+      # One replica: a `tf.while_loop` over a count given as a tensor, one
+      # trace for every count (a run's one-update calls near its frame
+      # budget included, which would otherwise trace and compile anew).
+      return self._train_loop(carry, tf.constant(int(iterations), tf.int32))
+    # Several: a Python count, the loop unrolled in the trace (a
+    # distributed carry cannot be a `tf.while_loop` variable), one trace
+    # per count.
     return self._train(carry, int(iterations))
 
   # --------------------------------------------------------- in the graph
 
-  def _train_fn(self, carry, iterations):
+  def _iteration(self, carry):
+    """One unroll and update on every replica: (logs, returns over all
+    replicas `[batch, T+1]`, carry)."""
     learner = self.learner
     strategy = learner.strategy
+    learning_rate = learner.learning_rate(learner.num_frames)
+    replica_logs, returns, carry = strategy.run(
+        self._replica_iteration, args=(carry, learning_rate))
+    # Every replica returns the same all-reduced logs.
+    logs = strategy.experimental_local_results(replica_logs)[0]
+    logs.update(learner.hyperparameter_logs(learning_rate))
+    learner.num_frames.assign_add(self.frames_per_iteration)
+    learner.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
+    returns = tf.concat(strategy.experimental_local_results(returns), axis=0)
+    return logs, returns, carry
+
+  def _train_fn(self, carry, iterations):
     every_logs, every_return = [], []
     for _ in range(iterations):
-      learning_rate = learner.learning_rate(learner.num_frames)
-      replica_logs, returns, carry = strategy.run(
-          self._replica_iteration, args=(carry, learning_rate))
-      # Every replica returns the same all-reduced logs.
-      logs = strategy.experimental_local_results(replica_logs)[0]
-      logs.update(learner.hyperparameter_logs(learning_rate))
+      logs, returns, carry = self._iteration(carry)
       every_logs.append(logs)
-      every_return.append(tf.concat(
-          strategy.experimental_local_results(returns), axis=0))
-      learner.num_frames.assign_add(self.frames_per_iteration)
-      learner.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
+      every_return.append(returns)
     logs = {name: tf.stack([logs[name] for logs in every_logs])
             for name in every_logs[0]}
     return logs, tf.stack(every_return), carry
+
+  def _train_loop_fn(self, carry, iterations):
+    # The first iteration gives the logs' names and types; the loop the
+    # rest.
+    logs, returns, carry = self._iteration(carry)
+    arrays = {name: tf.TensorArray(value.dtype, iterations).write(0, value)
+              for name, value in logs.items()}
+    return_array = tf.TensorArray(returns.dtype, iterations,
+                                  element_shape=returns.shape).write(0, returns)
+
+    def body(i, carry, arrays, return_array):
+      logs, returns, carry = self._iteration(carry)
+      arrays = {name: array.write(i, logs[name])
+                for name, array in arrays.items()}
+      return i + 1, carry, arrays, return_array.write(i, returns)
+
+    _, carry, arrays, return_array = tf.while_loop(
+        lambda i, *_: i < iterations, body,
+        (tf.constant(1), carry, arrays, return_array))
+    logs = {name: array.stack() for name, array in arrays.items()}
+    return logs, return_array.stack(), carry
 
   def _replica_iteration(self, carry: Carry, learning_rate):
     batch, carry = self._compiled_unroll(carry)

@@ -101,6 +101,32 @@ def test_the_xla_unroll_and_update_are_the_graph_ones():
                                atol=1e-6, err_msg=mine.name)
 
 
+def test_one_replica_loops_over_any_count_of_updates_with_one_trace():
+  """One replica's updates are a `tf.while_loop`: one trace serves every
+  count (a run's one-update calls near its budget included), and its
+  updates are the ones the unrolled program makes of the same games."""
+  looped, unrolled = _anakin(["/cpu:0"]), _anakin(["/cpu:0"])
+  for mine, theirs in zip(looped.learner.variables,
+                          unrolled.learner.variables):
+    mine.assign(theirs.numpy())
+  carry = looped.initial_carry()
+  got_logs, got_returns, carry_after = looped.train(carry, 3)
+  logs, returns, _ = unrolled._train(carry, 3)  # pylint: disable=protected-access
+  assert got_logs["total_loss"].shape == [3]
+  np.testing.assert_array_equal(got_returns, returns)  # The same games.
+  np.testing.assert_allclose(got_logs["total_loss"], logs["total_loss"],
+                             rtol=1e-4)
+  for mine, theirs in zip(looped.learner.variables,
+                          unrolled.learner.variables):
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-4,
+                               atol=1e-6, err_msg=mine.name)
+  logs, returns, _ = looped.train(carry_after, 1)
+  assert logs["total_loss"].shape == [1] and returns.shape == [1, 32, 21]
+  assert int(looped.learner.num_frames) == 4 * 640
+  assert int(looped.learner.num_updates) == 4
+  assert looped._train_loop.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
+
+
 def test_two_replicas_make_the_update_one_device_makes_of_their_batch():
   """Each replica steps its own environments; their all-reduced update is
   the one a single device makes of the two halves together."""
