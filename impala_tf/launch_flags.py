@@ -115,10 +115,10 @@ def _define_process_flags(define):
                  "is split over, gradients all-reduced (0: every GPU, "
                  "else the CPU as one device; N > 1 on a CPU splits it "
                  "into N logical devices).", lower_bound=0)
-  define.integer("anakin_iterations", 8, "Anakin mode: unrolls and "
-                 "updates per call of the compiled program (progress, "
-                 "checkpoints and stopping happen between calls; more "
-                 "take longer to trace: docs/benchmarks.md).",
+  define.integer("anakin_iterations", plan_lib.AnakinOptions.iterations,
+                 "Anakin mode: unrolls and updates per call of the "
+                 "compiled program (progress, checkpoints and stopping "
+                 "happen between calls; measured: docs/benchmarks.md).",
                  lower_bound=1)
   define.bool("anakin_xla", True, "Anakin mode: compile each replica's "
               "unroll (environments and policy) and the loss gradient "

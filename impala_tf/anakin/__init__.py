@@ -131,8 +131,8 @@ class Anakin:
   # --------------------------------------------------------- in the graph
 
   def _iteration(self, carry):
-    """One unroll and update on every replica: (logs, returns over all
-    replicas `[batch, T+1]`, carry)."""
+    """One unroll and update on every replica: ((logs, returns over all
+    replicas `[batch, T+1]`), carry)."""
     learner = self.learner
     strategy = learner.strategy
     learning_rate = learner.learning_rate(learner.num_frames)
@@ -144,38 +144,19 @@ class Anakin:
     learner.num_frames.assign_add(self.frames_per_iteration)
     learner.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
     returns = tf.concat(strategy.experimental_local_results(returns), axis=0)
-    return logs, returns, carry
+    return (logs, returns), carry
 
   def _train_fn(self, carry, iterations):
-    every_logs, every_return = [], []
+    every = []
     for _ in range(iterations):
-      logs, returns, carry = self._iteration(carry)
-      every_logs.append(logs)
-      every_return.append(returns)
-    logs = {name: tf.stack([logs[name] for logs in every_logs])
-            for name in every_logs[0]}
-    return logs, tf.stack(every_return), carry
+      outputs, carry = self._iteration(carry)
+      every.append(outputs)
+    logs, returns = tf.nest.map_structure(lambda *x: tf.stack(x), *every)
+    return logs, returns, carry
 
   def _train_loop_fn(self, carry, iterations):
-    # The first iteration gives the logs' names and types; the loop the
-    # rest.
-    logs, returns, carry = self._iteration(carry)
-    arrays = {name: tf.TensorArray(value.dtype, iterations).write(0, value)
-              for name, value in logs.items()}
-    return_array = tf.TensorArray(returns.dtype, iterations,
-                                  element_shape=returns.shape).write(0, returns)
-
-    def body(i, carry, arrays, return_array):
-      logs, returns, carry = self._iteration(carry)
-      arrays = {name: array.write(i, logs[name])
-                for name, array in arrays.items()}
-      return i + 1, carry, arrays, return_array.write(i, returns)
-
-    _, carry, arrays, return_array = tf.while_loop(
-        lambda i, *_: i < iterations, body,
-        (tf.constant(1), carry, arrays, return_array))
-    logs = {name: array.stack() for name, array in arrays.items()}
-    return logs, return_array.stack(), carry
+    (logs, returns), carry = loop(self._iteration, carry, iterations)
+    return logs, returns, carry
 
   def _replica_iteration(self, carry: Carry, learning_rate):
     batch, carry = self._compiled_unroll(carry)
@@ -258,6 +239,26 @@ class Anakin:
     # The next unroll starts at this one's last step, acted on again.
     return batch, Carry(episodes, output, prev_action, state_before, seed)
 
+
+def loop(iteration: Callable, carry, iterations):
+  """`iteration(carry) -> (outputs, carry)` run `iterations` (a scalar
+  tensor, at least 1) times in a `tf.while_loop`, in a `tf.function`;
+  returns (every iteration's outputs stacked, the last carry). The carry
+  must be plain tensors (one replica's), not distributed values."""
+  # The first iteration gives the outputs' structure; the loop the rest.
+  outputs, carry = iteration(carry)
+  arrays = tf.nest.map_structure(
+      lambda x: tf.TensorArray(x.dtype, iterations,
+                               element_shape=x.shape).write(0, x), outputs)
+
+  def body(i, carry, arrays):
+    outputs, carry = iteration(carry)
+    return i + 1, carry, tf.nest.map_structure(
+        lambda array, x: array.write(i, x), arrays, outputs)
+
+  _, carry, arrays = tf.while_loop(lambda i, *_: i < iterations, body,
+                                   (tf.constant(1), carry, arrays))
+  return tf.nest.map_structure(lambda array: array.stack(), arrays), carry
 
 
 class AnakinSource:
@@ -363,7 +364,7 @@ def devices(replicas: int) -> list[str]:
 
 
 def run(experiment, device_names: Sequence[str] = ("/cpu:0",), *,
-        iterations: int = 8, xla: bool = True,
+        iterations: int = 32, xla: bool = True,
         logdir: Optional[str] = None, seed: int = 0,
         log_interval_s: float = 5.0, checkpoint_interval_s: float = 600.0,
         stop: Optional[threading.Event] = None,

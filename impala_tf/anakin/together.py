@@ -11,8 +11,8 @@ optimiser, hyperparameters, seed and environments) and a run directory of
 its own, with everything a run keeps (config.json, progress lines prefixed
 with the run's name, summaries, checkpoints and resume, result.json, the
 exported policy). One `tf.function` steps and updates every agent
-`--anakin_iterations` times per call: one process, one TensorFlow start,
-one trace, and TensorFlow's executor runs the agents' independent ops side
+`--anakin_iterations` times per call (a `tf.while_loop`): one process,
+one TensorFlow start, one trace, and TensorFlow's executor runs the agents' independent ops side
 by side on the machine's cores.
 
 The agents are not vectorised into one set of wider kernels (as `jax.vmap`
@@ -74,9 +74,17 @@ def train_together(plans: Sequence, *, stop: threading.Event,
         checkpoint_interval_s=plan.loop.checkpoint_interval_s, stop=stop,
         log=lambda line, name=name: log(f"[{name}] {line}"),
         max_nonfinite_updates=plan.loop.max_nonfinite_updates))
-  program = tf.function(lambda carries, count: [
-      trainer._train_fn(carry, count)  # pylint: disable=protected-access
-      for trainer, carry in zip(trainers, carries)])
+
+  def iteration(carries):
+    outputs = [trainer._iteration(carry)  # pylint: disable=protected-access
+               for trainer, carry in zip(trainers, carries)]
+    return ([logs_and_returns for logs_and_returns, _ in outputs],
+            [carry for _, carry in outputs])
+
+  # Every agent's updates in one `tf.while_loop` (one replica each): one
+  # trace for every count.
+  program = tf.function(
+      lambda carries, count: anakin.loop(iteration, carries, count))
   total = plans[0].experiment.config.total_frames
   per_iteration = trainers[0].frames_per_iteration
   iterations = plans[0].anakin.iterations
@@ -94,14 +102,13 @@ def train_together(plans: Sequence, *, stop: threading.Event,
         break
       count = anakin.updates_per_call(left, iterations, per_iteration)
       start = time.time()
-      outputs = program(carries, count)
-      carries = [carry for _, _, carry in outputs]
+      outputs, carries = program(carries, tf.constant(count))
       if first:
         log(f"Together: traced, compiled and ran the first {count} updates "
             f"of every agent in {time.time() - start:.1f} s.")
         first = False
       for index in list(active):
-        logs, returns, _ = outputs[index]
+        logs, returns = outputs[index]
         try:
           loops[index].feed(anakin.updates_of(logs, returns))
         except Exception as error:  # pylint: disable=broad-except

@@ -57,7 +57,7 @@ class AnakinOptions:
   into that many logical devices), the updates of one compiled call, and
   whether each replica's unroll is compiled with XLA."""
   replicas: int = 0
-  iterations: int = 8
+  iterations: int = 32  # Measured: docs/benchmarks.md "Anakin mode".
   xla: bool = True
   tf_env: str = ""  # "module:class" of the level's TF version.
 
@@ -399,7 +399,8 @@ def _anakin_options(values, exp, pbt) -> AnakinOptions:
                     f"evenly over --anakin_replicas={replicas}; give a "
                     "divisor of the batch.")
   return AnakinOptions(replicas=replicas,
-                       iterations=values.get("anakin_iterations") or 8,
+                       iterations=(values.get("anakin_iterations")
+                                   or AnakinOptions.iterations),
                        xla=bool(values.get("anakin_xla", True)),
                        tf_env=tf_env)
 

@@ -175,7 +175,7 @@ def test_an_anakin_run_keeps_its_run_directory_resumes_and_exports(tmp_path):
   assert first.returncode == 0, first.stdout + first.stderr
   lines = first.stdout.splitlines()
   assert lines[1].startswith("Anakin: catch written in TensorFlow, 32 "
-                             "environments over 1 replica(s) (/cpu:0), 8 "
+                             "environments over 1 replica(s) (/cpu:0), 32 "
                              "updates per call"), lines
   assert lines[-1].startswith("Done: 64,000 frames, 100 updates"), lines
   run = tmp_path / "run"
