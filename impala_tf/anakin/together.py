@@ -12,8 +12,8 @@ its own, with everything a run keeps (config.json, progress lines prefixed
 with the run's name, summaries, checkpoints and resume, result.json, the
 exported policy). One `tf.function` steps and updates every agent
 `--anakin_iterations` times per call (a `tf.while_loop`): one process,
-one TensorFlow start, one trace, and TensorFlow's executor runs the agents' independent ops side
-by side on the machine's cores.
+one TensorFlow start, one trace, and TensorFlow's executor runs the
+agents' independent ops side by side on the machine's cores.
 
 The agents are not vectorised into one set of wider kernels (as `jax.vmap`
 would do): TensorFlow has no map over the variables of a network, so each
