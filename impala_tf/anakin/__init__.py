@@ -304,7 +304,8 @@ def updates_per_call(frames_left: int, iterations: int,
                      frames_per_iteration: int) -> int:
   """`iterations`, or 1 when fewer frames than that many iterations' are
   left: a run stops at its budget within one update, as a learner fed by
-  actors does (each count is traced once)."""
+  actors does (two counts: one replica's loop takes both with one trace;
+  several replicas' unrolled program traces each once)."""
   return iterations if frames_left >= iterations * frames_per_iteration else 1
 
 

@@ -362,7 +362,7 @@ class TrajectoryQueue:
       while True:
         with tf.device(self.device):
           if self.is_closed():
-            raise QueueClosedError(f"queue {self.shared_name!r} is closed")
+            raise self._closed_error()
           self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
           if self._last_size < self.start_below:
             return
@@ -384,8 +384,11 @@ class TrajectoryQueue:
       poll_s = min(poll_s * 2, max_poll_s)
       with tf.device(self.device):
         if self.is_closed():
-          raise QueueClosedError(f"queue {self.shared_name!r} is closed")
+          raise self._closed_error()
         self._last_size = int(tf.raw_ops.QueueSizeV2(handle=self._handle))
+
+  def _closed_error(self) -> QueueClosedError:
+    return QueueClosedError(f"queue {self.shared_name!r} is closed")
 
   @contextlib.contextmanager
   def _closed_as_error(self):
@@ -397,17 +400,16 @@ class TrajectoryQueue:
       # is one too, and is not a closed queue.
       if "queue" not in str(e).lower():
         raise
-      raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
+      raise self._closed_error() from e
     except (tf.errors.UnknownError, TypeError) as e:
       # An enqueue into a queue closed meanwhile, reported by the learner
       # over gRPC: an UnknownError, or, from the packed enqueue function,
       # a TypeError ("Binding inputs to tf.function failed due to ...
       # FIFOQueue '...' is closed"). Seen at a run's end with several
       # enqueueing threads in one actor (central inference's groups).
-      text = str(e)
-      if f"FIFOQueue '{self.shared_name}' is closed" not in text:
+      if f"FIFOQueue '{self.shared_name}' is closed" not in str(e):
         raise
-      raise QueueClosedError(f"queue {self.shared_name!r} is closed") from e
+      raise self._closed_error() from e
 
   def dequeue_many(self, n: int) -> dict[str, tf.Tensor]:
     """Takes ``n`` trajectories: every field stacked to ``[n, ...]``.
