@@ -118,6 +118,28 @@ class InferenceServer:
       publication (each is a round trip when the weights are remote).
   """
 
+  @classmethod
+  def from_options(cls, experiment: experiment_lib.Experiment,
+                   weights: Optional[weights_runtime.WeightBuffer],
+                   options, *, log: Callable[[str], None] = print,
+                   max_batch: int = 0,
+                   refresh_interval_s: float = 0.0) -> "InferenceServer":
+    """The server a run's `plan.InferenceOptions` ask for (`--inference_*`):
+    its device, batch (`max_batch` where the options leave it 0) and
+    wait."""
+    return cls(experiment, weights, device=options.device or None,
+               max_batch=options.batch or max_batch,
+               max_wait_s=options.wait_s, log=log,
+               refresh_interval_s=refresh_interval_s)
+
+  def describe(self) -> str:
+    """"batches of up to N environments, waiting at most W ms, on DEVICE;
+    PRECISION": what the run's first lines say of the server."""
+    return (f"batches of up to {self.max_batch} environments, waiting at "
+            f"most {1e3 * self.max_wait_s:g} ms, on "
+            f"{self._device or 'the default device'}; "
+            f"{self.experiment.config.precision}")
+
   def __init__(self, experiment: experiment_lib.Experiment,
                weights: Optional[weights_runtime.WeightBuffer], *,
                device: Optional[str] = None, max_batch: int = 64,

@@ -52,10 +52,9 @@ def run(plan: plan_lib.RunPlan) -> None:
         address, timeout_s=plan.connect_timeout_s, quiet_s=15.0,
         log=lambda m: common.log(f"Inference: {m}"))
     with tf.device(options.device or server_lib.LOCAL_CPU):
-      server = inference_server.InferenceServer(
-          plan.experiment, None, device=options.device or None,
-          max_batch=options.batch, max_wait_s=options.wait_s,
-          log=common.log, refresh_interval_s=REFRESH_INTERVAL_S)
+      server = inference_server.InferenceServer.from_options(
+          plan.experiment, None, options, log=common.log,
+          refresh_interval_s=REFRESH_INTERVAL_S)
     channels = channels_lib.attach(
         plan.experiment,
         weights_runtime.num_elements(server.network.trainable_variables),
@@ -64,10 +63,7 @@ def run(plan: plan_lib.RunPlan) -> None:
     server.start()
     frontend = transport.SocketFrontend(server, options.port, log=common.log)
     common.log(f"Inference: serving on port {options.port} for the learner "
-               f"at {address}: batches of up to {options.batch} "
-               f"environments, waiting at most {1e3 * options.wait_s:g} ms, "
-               f"on {options.device or 'the default device'} "
-               f"({cpu_line}); {plan.experiment.config.precision}.")
+               f"at {address}: {server.describe()} ({cpu_line}).")
     report = inference_server.InferenceReport(server, who="Inference")
     while not stop.wait(1.0):
       report.tick(None, 0.0)

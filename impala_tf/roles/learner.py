@@ -66,16 +66,11 @@ def _start_inference(plan: plan_lib.RunPlan, channels):
   if not options.port:
     raise plan_lib.PlanError("Central inference needs --inference_port (or "
                              "--port, which it follows by one).")
-  server = inference_server.InferenceServer(
-      plan.experiment, channels.weights, device=options.device or None,
-      max_batch=options.batch, max_wait_s=options.wait_s,
-      log=common.log).start()
+  server = inference_server.InferenceServer.from_options(
+      plan.experiment, channels.weights, options, log=common.log).start()
   frontend = transport.SocketFrontend(server, options.port, log=common.log)
-  common.log(f"Learner: central inference on port {options.port}: batches "
-             f"of up to {options.batch} environments, waiting at most "
-             f"{1e3 * options.wait_s:g} ms, on "
-             f"{options.device or 'the default device'}; "
-             f"{plan.experiment.config.precision}.")
+  common.log(f"Learner: central inference on port {options.port}: "
+             f"{server.describe()}.")
   return server, frontend, inference_server.InferenceReport(server)
 
 

@@ -74,10 +74,9 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
   if inference is not None and inference.central:
     from impala_tf.inference import server as inference_server  # pylint: disable=g-import-not-at-top
     from impala_tf.inference import transport  # pylint: disable=g-import-not-at-top
-    server = inference_server.InferenceServer(
-        experiment, channels.weights, device=inference.device or None,
-        max_batch=inference.batch or num_actors * experiment.envs_per_actor,
-        max_wait_s=inference.wait_s, log=log).start()
+    server = inference_server.InferenceServer.from_options(
+        experiment, channels.weights, inference, log=log,
+        max_batch=num_actors * experiment.envs_per_actor).start()
     extra_parts = [*extra_parts, inference_server.InferenceReport(server)]
 
   def run_one(index):

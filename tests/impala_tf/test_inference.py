@@ -137,6 +137,27 @@ def test_messages_carry_arrays_and_refuse_what_is_not_one():
     codec.decode(codec.encode({}, {"x": np.zeros(2, np.int32)}) + b"!")
 
 
+def test_the_server_takes_the_runs_inference_options():
+  from impala_tf.config import plan  # pylint: disable=g-import-not-at-top
+  exp = _experiment(False)
+  options = plan.InferenceOptions(mode="central", batch=12, wait_s=0.002)
+  server = server_lib.InferenceServer.from_options(exp, None, options,
+                                                   max_batch=99)
+  assert (server.max_batch, server.max_wait_s) == (12, 0.002)
+  assert server.describe() == ("batches of up to 12 environments, waiting "
+                               "at most 2 ms, on the default device; "
+                               "float32")
+  # The options' batch left 0 (threads mode): the caller's count.
+  unset = plan.InferenceOptions(mode="central", device="/cpu:0")
+  server = server_lib.InferenceServer.from_options(exp, None, unset,
+                                                   max_batch=8)
+  assert server.max_batch == 8
+  assert server.describe().endswith("waiting at most 0 ms, on /cpu:0; "
+                                    "float32")
+  with pytest.raises(ValueError, match="max_batch must be at least 1, got 0"):
+    server_lib.InferenceServer.from_options(exp, None, unset)
+
+
 def test_a_request_the_policy_cannot_take_is_answered_with_its_error():
   exp = _experiment(False)
   _, buffer = _published(exp, seed=0)
