@@ -30,7 +30,8 @@ setuptools.setup(
     extras_require={
         # The plot command's tests draw with matplotlib.
         # ... and the evaluation's videos with imageio.
-        "test": ["pytest>=8", "matplotlib", "kubernetes-validate", "pyyaml",
+        # pytest-xdist: the suite runs in two workers (pytest.ini).
+        "test": ["pytest>=8", "pytest-xdist>=3.2", "matplotlib", "kubernetes-validate", "pyyaml",
                  "imageio", "imageio-ffmpeg"],
         "plot": ["matplotlib"],
         # `python -m impala_tf.evaluate --video=N`: MP4 files.

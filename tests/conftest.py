@@ -6,7 +6,12 @@ import os
 # tests start (the launcher hides it by default too).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+# The start-up lines TF's C++ logging writes before it reads that level
+# (e.g. oneDNN's notice) are hidden too: pytest-xdist's controller imports
+# this file before pytest captures output.
+from impala_tf.runtime import tf_startup  # pylint: disable=g-import-not-at-top
+
+tf = tf_startup.import_tensorflow()
 
 # Multi-replica code is exercised on CPU: split the one physical CPU into two
 # logical devices before TF initialises its devices (it can only be done once,
@@ -57,3 +62,16 @@ def user_cache_directory(tmp_path_factory):
     del os.environ["XDG_CACHE_HOME"]
   else:
     os.environ["XDG_CACHE_HOME"] = previous
+
+
+# Session fixtures whose work is a whole training run: every test that uses
+# one goes to the same pytest-xdist worker, so the run is made once, not
+# once per worker.
+_SHARED_RUNS = ("trained_catch_run",)
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    for name in _SHARED_RUNS:
+      if name in getattr(item, "fixturenames", ()):
+        item.add_marker(pytest.mark.xdist_group(name))
