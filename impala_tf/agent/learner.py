@@ -332,8 +332,11 @@ class Learner:
           clip_c_threshold=config.clip_c_threshold,
           lambda_=config.vtrace_lambda, pg_bootstrap=config.pg_bootstrap)
       reduction = config.loss_reduction
+      pg_advantages = targets.pg_advantages
+      if config.normalize_advantages:
+        pg_advantages = losses.normalize_advantages(pg_advantages)
       pg_loss = losses.policy_gradient_loss(
-          target_logits, actions, targets.pg_advantages, reduction,
+          target_logits, actions, pg_advantages, reduction,
           epsilon=targets.log_prob_epsilon)
       baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
       entropy_loss = losses.entropy_loss(target_logits, reduction)

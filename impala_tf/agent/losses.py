@@ -45,6 +45,15 @@ def policy_gradient_loss(policy_logits, actions, advantages,
   return _reduce(-log_prob * tf.stop_gradient(advantages), reduction)
 
 
+def normalize_advantages(advantages, epsilon: float = 1e-8) -> tf.Tensor:
+  """`advantages` less their mean, over their standard deviation (plus
+  `epsilon`), over every element: PPO's implementations' scaling, which
+  makes the policy gradient's size independent of the rewards' scale."""
+  mean, variance = tf.nn.moments(advantages, axes=list(range(
+      advantages.shape.rank)))
+  return (advantages - mean) / (tf.sqrt(variance) + epsilon)
+
+
 def baseline_loss(advantages, reduction: str = "sum") -> tf.Tensor:
   """½ Σ (v_t − V(x_t))² given `advantages = v_t − V(x_t)` `[T, B]`."""
   return _reduce(0.5 * tf.square(advantages), reduction)

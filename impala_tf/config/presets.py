@@ -69,6 +69,11 @@ FIELD_HELP = {
                      "(1: the paper's runs). It applies to every "
                      "--correction: those that do not correct the target "
                      "get c_t = λ, the λ-return (corrections.py).",
+    "normalize_advantages": "The policy gradient's advantages scaled to "
+                            "mean 0 and standard deviation 1 over each "
+                            "batch (over each part of it with "
+                            "--learner_microbatch_size), as PPO's "
+                            "implementations do; not the paper's (off).",
     "optimizer": "rmsprop (the paper's: TF1's RMSProp, --rmsprop_*) or "
                  "adam (Kingma and Ba, --adam_*; not the paper's).",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
@@ -108,6 +113,9 @@ class Config:
   vtrace_lambda: float = 1.0
   correction: str = "vtrace"
   pg_bootstrap: str = "vs"
+  # [ours] Not the paper's (its advantages are used as they come); PPO's
+  # implementations normalise them (issue 30's probes, docs/results.md).
+  normalize_advantages: bool = False
   # Experience replay on the learner and controlled policy lag (the
   # paper's ablations: Table D.3, App. E.1).
   replay_capacity: int = 0

@@ -74,3 +74,20 @@ def test_unknown_modes_are_rejected():
     losses.clip_rewards(REWARDS, "tanh")
   with pytest.raises(ValueError, match="sum"):
     losses.baseline_loss(VALUE_ERRORS, "median")
+
+
+def test_normalized_advantages_have_mean_0_and_deviation_1():
+  advantages = tf.constant([[0.5, -1.0, 3.0], [0.0, 2.0, -0.5]])
+  got = losses.normalize_advantages(advantages).numpy()
+  assert abs(got.mean()) < 1e-6 and abs(got.std() - 1.0) < 1e-6
+  # An affine map of its input: the order and the ratios of gaps kept.
+  np.testing.assert_array_equal(np.argsort(got, axis=None),
+                                np.argsort(advantages.numpy(), axis=None))
+  # Rewards ten times larger (advantages ten times larger): the same.
+  np.testing.assert_allclose(
+      losses.normalize_advantages(10.0 * advantages).numpy(), got,
+      rtol=1e-5)
+  # All equal: zeros, not NaN.
+  np.testing.assert_array_equal(
+      losses.normalize_advantages(tf.fill([4, 2], 0.3)).numpy(),
+      np.zeros((4, 2), np.float32))
