@@ -71,6 +71,30 @@ def test_updates_fit_the_baseline_and_favour_the_rewarded_action(use_lstm):
   assert int(learner.num_frames.numpy()) == 8 * 4 * 6 * 4
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_normalized_advantages_sum_to_zero_in_the_policy_gradient(normalize):
+  # With the policy head zeroed the policy is uniform, so every
+  # log pi(a_t|x_t) is -log 5 and the policy-gradient loss is
+  # log 5 times the sum of the advantages: 0 once they are normalised.
+  config = _config(False, normalize_advantages=normalize)
+  learner = _learner(config, ["/cpu:0"])
+  batch = _batch(config)
+  batch["reward"] = tf.constant(
+      np.random.default_rng(1).uniform(0.5, 1.5, batch["reward"].shape),
+      tf.float32)
+  learner.update(batch)  # Builds the network's variables.
+  head = [v for v in learner.network.trainable_variables
+          if "/policy_logits/" in v.name]
+  assert len(head) == 2  # Its weights and bias.
+  for variable in head:
+    variable.assign(tf.zeros_like(variable))
+  pg_loss = float(learner.update(batch)["pg_loss"])
+  if normalize:
+    assert abs(pg_loss) < 1e-4, pg_loss
+  else:
+    assert abs(pg_loss) > 1.0, pg_loss
+
+
 def test_one_update_lowers_the_baseline_loss_on_a_fixed_batch():
   config = _config(False, learning_rate=1e-3)
   learner = _learner(config, ["/cpu:0"])
