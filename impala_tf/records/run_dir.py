@@ -146,8 +146,13 @@ def compare(saved: dict, new: dict) -> tuple[list[str], list[str]]:
     if saved.get(name) != new.get(name):
       refused.append(f"{name}: {saved.get(name)} → {new.get(name)}")
   old_config, new_config = saved.get("config", {}), new["config"]
+  # A setting added after the run was saved: the run had its default (a
+  # new setting's default keeps the behaviour it had before).
+  defaults = {field.name: field.default
+              for field in dataclasses.fields(presets.Config)}
   for name in sorted(set(old_config) | set(new_config)):
-    old, value = old_config.get(name), new_config.get(name)
+    old = old_config.get(name, defaults.get(name))
+    value = new_config.get(name)
     if old == value:
       continue
     line = f"{name}: {old} → {value}"

@@ -42,6 +42,19 @@ def test_hyperparameters_may_change_on_resume_but_not_the_network(tmp_path):
         "atari57", config=presets.ATARI))
 
 
+def test_a_setting_newer_than_the_saved_run_counts_as_its_default(tmp_path):
+  exp = experiment.build("catch")
+  run_dir.save_config(str(tmp_path), exp)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["config"]["normalize_advantages"]  # As saved before it existed.
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert run_dir.check_resume(str(tmp_path), exp) == []
+  turned_on = experiment.build("catch", config=presets.CATCH.replace(
+      normalize_advantages=True))
+  assert run_dir.check_resume(str(tmp_path), turned_on) == [
+      "normalize_advantages: False → True"]
+
+
 def test_files_are_replaced_whole(tmp_path):
   path = str(tmp_path / "result.json")
   run_dir.write_json(path, {"a": 1})
