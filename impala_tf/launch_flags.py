@@ -49,7 +49,9 @@ def _define_run_flags(define):
               "image set); without it such a run is refused with the "
               "levels and why.")
   define.string("preset", None, "Hyperparameter preset (atari, "
-                "dmlab_single_task, dmlab30, catch); default by suite.")
+                "atari_fast, atari_multitask, dmlab_single_task, dmlab30, "
+                "catch, ...: impala_tf/config/presets.py); default by "
+                "suite.")
   define.integer("num_actors", None, "Actor processes (or threads); "
                  "default: one per CPU core, or more where a run's "
                  "levels need them (a suite that gives each actor one "

@@ -300,6 +300,26 @@ ATARI_MULTITASK = ATARI.replace(
     total_frames=200_000_000 * 57,
 )
 
+# [ours] A setting to get a result on a small machine, not the paper's: the
+# `atari` preset with the changes that moved Pong soonest in the probes of
+# docs/results.md ("Pong's first 3M frames, one variable at a time" and
+# after). Measured on Pong with 2 cores: -15.4 and -14.5 after 10M frames
+# (two seeds, 20 to 26 minutes), against -20.2 at 5M and -16.5 at 11M for
+# the `atari` preset with ε 1e-5; it does not solve Pong in 10M frames.
+ATARI_FAST = ATARI.replace(
+    # [ours] A quarter of Table G.1's 32: four times the updates per frame,
+    # the one lever that moved Pong's start (take-off near 3.5M frames
+    # against about 15M). Batch 4 was no better per frame than 8, and
+    # slower per second (the learner bounds a 2-core run).
+    batch_size=8,
+    # [ours] from Table D.1's sweep values: with Table G.1's 0.01 Pong had
+    # not started after 8.3M frames.
+    rmsprop_epsilon=1e-5,
+    # [ours] The budget the learning rate anneals over: 10M frames, about
+    # 20 minutes at the 8,000 frames/s a 2-core machine makes at batch 8.
+    total_frames=10_000_000,
+)
+
 # Table D.3 with the released code's defaults where the paper is silent.
 DMLAB_SINGLE_TASK = Config(
     torso="deep",              # [paper Sec. 5.1] the deep agent is the main one.
@@ -371,7 +391,8 @@ GYMNASIUM_IMAGE = ATARI.replace(
     total_frames=10_000_000,   # [ours]
 )
 
-PRESETS = {"atari": ATARI, "atari_multitask": ATARI_MULTITASK,
+PRESETS = {"atari": ATARI, "atari_fast": ATARI_FAST,
+           "atari_multitask": ATARI_MULTITASK,
            "catch": CATCH, "gymnasium": GYMNASIUM,
            "gymnasium_image": GYMNASIUM_IMAGE,
            "dmlab_single_task": DMLAB_SINGLE_TASK, "dmlab30": DMLAB30,

@@ -1,7 +1,10 @@
 """Every shipped preset builds, and impossible combinations are refused."""
 
+import dataclasses
+
 import pytest
 
+from impala_tf import launch_flags
 from impala_tf.config import experiment
 from impala_tf.config import presets
 from impala_tf.pbt import rules
@@ -22,6 +25,19 @@ def test_atari_preset_has_table_g1_values():
           c.rmsprop_momentum, c.max_grad_norm, c.reward_clipping) == (
               20, 32, 0.99, 0.01, 0.5, 6e-4, 0.01, 0.0, 40.0, "abs_one")
   assert c.frames_per_update == 32 * 20 * 4
+
+
+def test_atari_fast_changes_only_its_three_values_of_ours():
+  fast, paper = presets.ATARI_FAST, presets.ATARI
+  changed = {f.name for f in dataclasses.fields(presets.Config)
+             if getattr(fast, f.name) != getattr(paper, f.name)}
+  assert changed == {"batch_size", "rmsprop_epsilon", "total_frames"}
+  assert (fast.batch_size, fast.rmsprop_epsilon, fast.total_frames) == (
+      8, 1e-5, 10_000_000)
+  plan = launch_flags.plan_from_argv(
+      ["impala_tf.launch", "--preset=atari_fast"], environ={})
+  assert plan.experiment.levels == ("pong",)
+  assert plan.experiment.config == fast
 
 
 def test_dmlab_presets_have_table_d3_values():
