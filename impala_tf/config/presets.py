@@ -71,7 +71,7 @@ FIELD_HELP = {
                      "get c_t = λ, the λ-return (corrections.py).",
     "normalize_advantages": "The policy gradient's advantages scaled to "
                             "mean 0 and standard deviation 1 over each "
-                            "batch (over each part of it with "
+                            "replica's batch (each part of it with "
                             "--learner_microbatch_size), as PPO's "
                             "implementations do; not the paper's (off).",
     "optimizer": "rmsprop (the paper's: TF1's RMSProp, --rmsprop_*) or "
