@@ -70,6 +70,8 @@ def user_cache_directory(tmp_path_factory):
 _SHARED_RUNS = ("trained_catch_run",)
 
 
+# Before pytest-xdist's own hook, which reads the group into each test's id.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
   for item in items:
     for name in _SHARED_RUNS:
