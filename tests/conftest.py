@@ -73,6 +73,10 @@ _SHARED_RUNS = ("trained_catch_run",)
 # Before pytest-xdist's own hook, which reads the group into each test's id.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
+  # The slow tests first (otherwise in the order collected): the workers
+  # take tests from the front, so the suite ends on short tests instead of
+  # one worker finishing a long one while the other waits.
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
   for item in items:
     for name in _SHARED_RUNS:
       if name in getattr(item, "fixturenames", ()):
