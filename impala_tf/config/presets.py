@@ -303,9 +303,10 @@ ATARI_MULTITASK = ATARI.replace(
 # [ours] A setting to get a result on a small machine, not the paper's: the
 # `atari` preset with the changes that moved Pong soonest in the probes of
 # docs/results.md ("Pong's first 3M frames, one variable at a time" and
-# after). Measured on Pong with 2 cores: -15.4 and -14.5 after 10M frames
-# (two seeds, 20 to 26 minutes), against -20.2 at 5M and -16.5 at 11M for
-# the `atari` preset with ε 1e-5; it does not solve Pong in 10M frames.
+# after). Measured on Pong with 2 cores: -15.4, -14.5 and -15.1 after 10M
+# frames (three seeds, 20 to 26 minutes), against -20.2 at 5M and -16.5 at
+# 11M for the `atari` preset with ε 1e-5; it does not solve Pong in 10M
+# frames.
 ATARI_FAST = ATARI.replace(
     # [ours] A quarter of Table G.1's 32: four times the updates per frame,
     # the one lever that moved Pong's start (take-off near 3.5M frames
