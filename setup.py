@@ -31,8 +31,8 @@ setuptools.setup(
         # The plot command's tests draw with matplotlib.
         # ... and the evaluation's videos with imageio.
         # pytest-xdist: the suite runs in two workers (pytest.ini).
-        "test": ["pytest>=8", "pytest-xdist>=3.2", "matplotlib", "kubernetes-validate", "pyyaml",
-                 "imageio", "imageio-ffmpeg"],
+        "test": ["pytest>=8", "pytest-xdist>=3.2", "matplotlib",
+                 "kubernetes-validate", "pyyaml", "imageio", "imageio-ffmpeg"],
         "plot": ["matplotlib"],
         # `python -m impala_tf.evaluate --video=N`: MP4 files.
         "video": ["imageio", "imageio-ffmpeg"],
