@@ -303,10 +303,10 @@ ATARI_MULTITASK = ATARI.replace(
 # [ours] A setting to get a result on a small machine, not the paper's: the
 # `atari` preset with the changes that moved Pong soonest in the probes of
 # docs/results.md ("Pong's first 3M frames, one variable at a time" and
-# after). Measured on Pong with 2 cores: -15.4, -14.5 and -15.1 after 10M
-# frames (three seeds, 20 to 26 minutes), against -20.2 at 5M and -16.5 at
-# 11M for the `atari` preset with ε 1e-5; it does not solve Pong in 10M
-# frames.
+# after). Measured on Pong, AMD EPYC (avx512_bf16, 2 cores): -15.4, -14.5
+# and -15.1 after 10M frames (three seeds, 20 to 26 minutes), against -20.2
+# at 5M and -16.5 at 11M for the `atari` preset with ε 1e-5; it does not
+# solve Pong in 10M frames.
 ATARI_FAST = ATARI.replace(
     # [ours] A quarter of Table G.1's 32: four times the updates per frame,
     # the one lever that moved Pong's start (-18.3 to -18.9 at 5M frames
@@ -317,7 +317,8 @@ ATARI_FAST = ATARI.replace(
     # not started after 8.3M frames.
     rmsprop_epsilon=1e-5,
     # [ours] The budget the learning rate anneals over: 10M frames, about
-    # 20 minutes at the 8,000 frames/s a 2-core machine makes at batch 8.
+    # 20 minutes at the 8,000 frames/s an AMD EPYC (avx512_bf16, 2 cores)
+    # makes at batch 8.
     total_frames=10_000_000,
 )
 
