@@ -19,7 +19,14 @@
    training (impala_tf/pbt) changes them without rebuilding the step;
 4. unless the loss or the gradient norm is not finite: then nothing is
    applied, the update count stays, and the logs say `finite=False` (the
-   learner loop's divergence guard counts these).
+   learner loop's divergence guard counts these);
+5. with `config.passes_per_batch` > 1 (ours, not the paper's), steps 2 to 4
+   again on the same batch, each pass from the weights the one before it
+   left (a pass after a non-finite one is skipped); with `config.ppo_clip`
+   every pass's policy gradient is PPO's clipped surrogate against the
+   policy of the first pass, V-trace's ρ taken against that policy too
+   (APPO's combination). One update counts per batch, the logs are the
+   first pass's.
 
 Multi-device: the strategy is a `snt.distribute.Replicator` (a
 `tf.distribute.MirroredStrategy` whose variables are replica-local, so each
@@ -219,7 +226,7 @@ class Learner:
     # The frames were consumed either way; only an applied update counts.
     self.num_frames.assign_add(
         num_fresh * (steps[1] - 1) * self.config.frames_per_step)
-    self.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
+    self.num_updates.assign_add(tf.cast(logs.pop("applied"), tf.int64))
     logs.update(self.hyperparameter_logs(learning_rate))
     return logs
 
@@ -236,23 +243,90 @@ class Learner:
     config = self.config
     reduction = config.loss_reduction
     variables = self.network.trainable_variables
-    size = batch["reward"].shape[0]
-    parts = microbatch_parts(size, config.learner_microbatch_size)
     # Read here, not in the gradient: an XLA cluster on another replica's
     # device cannot read a variable that lives on the first one's.
     entropy_cost = self.hyperparameters["entropy_cost"].read_value()
-    gradients, logs = None, None
+    ctx = tf.distribute.get_replica_context()
+    # Summed losses: the gradient of the whole batch is the sum of the
+    # replicas'; averaged losses over equal shares: the mean.
+    reduce_op = (tf.distribute.ReduceOp.SUM if reduction == "sum"
+                 else tf.distribute.ReduceOp.MEAN)
+    anchor_logits, first_logs, first_applied = None, None, None
+    applied, all_finite = None, None
+    # `passes_per_batch` steps on the same batch, one after another: each
+    # pass's forward pass reads the variables the pass before it wrote.
+    for step in range(config.passes_per_batch):
+      gradients, logs, policy_logits = self._pass_gradients(
+          batch, variables, entropy_cost, anchor_logits)
+      if step == 0 and config.ppo_clip is not None:
+        # The policy before this batch's first step: every pass's ratio
+        # and V-trace's ρ are taken against it.
+        anchor_logits = tf.stop_gradient(policy_logits)
+      gradients = ctx.all_reduce(reduce_op, gradients)
+      if config.max_grad_norm is not None:
+        gradients, grad_norm = tf.clip_by_global_norm(
+            gradients, self.hyperparameters["max_grad_norm"])
+      else:
+        grad_norm = tf.linalg.global_norm(gradients)
+      means = {k: logs.pop(k) for k in ("mean_vs", "mean_rho")}
+      logs = ctx.all_reduce(reduce_op, logs)
+      logs.update(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, means))
+      logs["grad_norm"] = grad_norm
+      # The divergence guard: a non-finite loss or gradient is never
+      # applied, nor is any pass after it. The norm is of the all-reduced
+      # gradients and the losses are reduced, so every replica takes the
+      # same branch.
+      finite = tf.logical_and(tf.math.is_finite(grad_norm),
+                              tf.math.is_finite(logs["total_loss"]))
+      go = finite if applied is None else tf.logical_and(finite, applied)
+      pass_applied = tf.cond(
+          go, functools.partial(self._apply, gradients, variables,
+                                learning_rate),
+          lambda: tf.constant(False))
+      if step == 0:
+        first_logs, first_applied = logs, pass_applied
+        applied, all_finite = pass_applied, finite
+      else:
+        applied = pass_applied
+        all_finite = tf.logical_and(all_finite, finite)
+    # The logs are the first pass's (the batch under the policy that met
+    # it, as with one pass); `finite` says whether every pass was (the
+    # divergence guard counts it), `applied` whether the weights changed
+    # (the update count).
+    logs = dict(first_logs, finite=all_finite, applied=first_applied)
+    return logs
+
+  def _apply(self, gradients, variables, learning_rate):
+    # Population-based training tunes RMSProp's ε; Adam keeps its own.
+    epsilon = (self.hyperparameters["rmsprop_epsilon"]
+               if self.config.optimizer == "rmsprop" else None)
+    self.optimizer.apply(gradients, variables, learning_rate,
+                         epsilon=epsilon)
+    return tf.constant(True)
+
+  def _pass_gradients(self, batch, variables, entropy_cost, anchor_logits):
+    """One pass's gradient of the replica's `batch`, in parts of at most
+    `learner_microbatch_size` trajectories; its logs; and its policy logits
+    (time-major `[T, B, A]`). `anchor_logits` (of the same layout, or
+    None): the policy of the batch's first pass, for --ppo_clip."""
+    reduction = self.config.loss_reduction
+    size = batch["reward"].shape[0]
+    parts = microbatch_parts(size, self.config.learner_microbatch_size)
+    gradients, logs, logits = None, None, []
     for i in range(parts):
-      part = tf.nest.map_structure(
-          lambda x, i=i: x[i * size // parts:(i + 1) * size // parts], batch)
+      begin, end = i * size // parts, (i + 1) * size // parts
+      part = tf.nest.map_structure(lambda x, b=begin, e=end: x[b:e], batch)
       if gradients is not None:
         # One part after another: the next forward pass starts once the
         # gradient before it is computed, so only one part's activations
         # are alive at a time.
         with tf.control_dependencies(gradients):
           part = tf.nest.map_structure(tf.identity, part)
-      part_gradients, part_logs = self._gradients(part, variables,
-                                                  entropy_cost)
+      part_anchor = (None if anchor_logits is None
+                     else anchor_logits[:, begin:end])
+      part_gradients, part_logs, part_logits = self._gradients(
+          part, variables, entropy_cost, part_anchor)
+      logits.append(part_logits)
       if gradients is None:
         gradients, logs = part_gradients, part_logs
       else:
@@ -266,40 +340,14 @@ class Learner:
       logs = {k: v / parts if k in means else v for k, v in logs.items()}
       if reduction == "mean":
         gradients = [_scale(g, 1.0 / parts) for g in gradients]
-    ctx = tf.distribute.get_replica_context()
-    # Summed losses: the gradient of the whole batch is the sum of the
-    # replicas'; averaged losses over equal shares: the mean.
-    reduce_op = (tf.distribute.ReduceOp.SUM if reduction == "sum"
-                 else tf.distribute.ReduceOp.MEAN)
-    gradients = ctx.all_reduce(reduce_op, gradients)
-    if config.max_grad_norm is not None:
-      gradients, grad_norm = tf.clip_by_global_norm(
-          gradients, self.hyperparameters["max_grad_norm"])
-    else:
-      grad_norm = tf.linalg.global_norm(gradients)
-    means = {k: logs.pop(k) for k in ("mean_vs", "mean_rho")}
-    logs = ctx.all_reduce(reduce_op, logs)
-    logs.update(ctx.all_reduce(tf.distribute.ReduceOp.MEAN, means))
-    logs["grad_norm"] = grad_norm
-    # The divergence guard: a non-finite loss or gradient is never applied.
-    # The norm is of the all-reduced gradients and the losses are reduced,
-    # so every replica takes the same branch.
-    finite = tf.logical_and(tf.math.is_finite(grad_norm),
-                            tf.math.is_finite(logs["total_loss"]))
+    return gradients, logs, tf.concat(logits, axis=1)
 
-    def apply():
-      # Population-based training tunes RMSProp's ε; Adam keeps its own.
-      epsilon = (self.hyperparameters["rmsprop_epsilon"]
-                 if self.config.optimizer == "rmsprop" else None)
-      self.optimizer.apply(gradients, variables, learning_rate,
-                           epsilon=epsilon)
-      return tf.constant(True)
-
-    logs["finite"] = tf.cond(finite, apply, lambda: tf.constant(False))
-    return logs
-
-  def _part_gradients(self, batch, variables, entropy_cost):
-    """The loss gradient of `batch` (`[B, T+1, ...]`) and its logs."""
+  def _part_gradients(self, batch, variables, entropy_cost,
+                      anchor_logits=None):
+    """The loss gradient of `batch` (`[B, T+1, ...]`), its logs and its
+    policy logits `[T, B, A]`. With --ppo_clip the policy gradient is the
+    clipped surrogate against `anchor_logits` (`[T, B, A]`; None: these
+    logits themselves, the batch's first pass)."""
     config = self.config
     tm = trajectory.to_time_major(batch)
     inputs = networks.AgentInput(
@@ -316,6 +364,12 @@ class Learner:
       target_logits = outputs.policy_logits[:-1]
       values = outputs.baseline[:-1]
       actions = tm["prev_action"][1:]
+      # APPO's reading of PPO with V-trace: ρ against the policy of the
+      # batch's first pass, the ratio π/π_first clipped in the surrogate.
+      ppo = config.ppo_clip is not None
+      if ppo:
+        anchor_logits = tf.stop_gradient(
+            target_logits if anchor_logits is None else anchor_logits)
       rewards = losses.clip_rewards(tm["reward"][1:], config.reward_clipping)
       # A truncated episode's return goes on past its last observation.
       rewards += tm["bootstrap"][1:]
@@ -324,8 +378,8 @@ class Learner:
       targets = corrections.targets(
           config.correction,
           behaviour_policy_logits=tm["behaviour_logits"][:-1],
-          target_policy_logits=target_logits, actions=actions,
-          discounts=discounts, rewards=rewards, values=values,
+          target_policy_logits=anchor_logits if ppo else target_logits,
+          actions=actions, discounts=discounts, rewards=rewards, values=values,
           bootstrap_value=outputs.baseline[-1],
           clip_rho_threshold=config.clip_rho_threshold,
           clip_pg_rho_threshold=config.pg_rho_threshold,
@@ -335,9 +389,14 @@ class Learner:
       pg_advantages = targets.pg_advantages
       if config.normalize_advantages:
         pg_advantages = losses.normalize_advantages(pg_advantages)
-      pg_loss = losses.policy_gradient_loss(
-          target_logits, actions, pg_advantages, reduction,
-          epsilon=targets.log_prob_epsilon)
+      if ppo:
+        pg_loss = losses.clipped_surrogate_loss(
+            target_logits, anchor_logits, actions, pg_advantages,
+            config.ppo_clip, reduction)
+      else:
+        pg_loss = losses.policy_gradient_loss(
+            target_logits, actions, pg_advantages, reduction,
+            epsilon=targets.log_prob_epsilon)
       baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
       entropy_loss = losses.entropy_loss(target_logits, reduction)
       total_loss = (pg_loss + config.baseline_cost * baseline_loss +
@@ -346,7 +405,7 @@ class Learner:
             "baseline_loss": baseline_loss, "entropy_loss": entropy_loss,
             "mean_vs": tf.reduce_mean(targets.vs),
             "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}
-    return tape.gradient(total_loss, variables), logs
+    return tape.gradient(total_loss, variables), logs, target_logits
 
 
 def microbatch_parts(trajectories: int, max_size: int) -> int:

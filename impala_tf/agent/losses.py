@@ -45,6 +45,28 @@ def policy_gradient_loss(policy_logits, actions, advantages,
   return _reduce(-log_prob * tf.stop_gradient(advantages), reduction)
 
 
+def clipped_surrogate_loss(policy_logits, anchor_logits, actions, advantages,
+                           clip: float, reduction: str = "sum") -> tf.Tensor:
+  """PPO's clipped surrogate, −Σ min(r_t A_t, clip(r_t, 1−ε, 1+ε) A_t),
+  with r_t = π(a_t|x_t) / π_anchor(a_t|x_t), for logits `[T, B, A]`
+  (`anchor_logits` and the advantages are constants), actions and
+  advantages `[T, B]`, ε = `clip`.
+
+  Where π equals π_anchor (r = 1) its gradient is the policy gradient's,
+  −Σ A_t ∇log π(a_t|x_t); where r has left [1−ε, 1+ε] in the direction
+  A_t favours, that term's gradient is 0.
+  """
+  distribution = tfp.distributions.Categorical(logits=policy_logits)
+  anchor = tfp.distributions.Categorical(
+      logits=tf.stop_gradient(anchor_logits))
+  ratio = tf.exp(distribution.log_prob(actions) - anchor.log_prob(actions))
+  advantages = tf.stop_gradient(advantages)
+  surrogate = tf.minimum(
+      ratio * advantages,
+      tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages)
+  return _reduce(-surrogate, reduction)
+
+
 def normalize_advantages(advantages, epsilon: float = 1e-8) -> tf.Tensor:
   """`advantages` less their mean, over their standard deviation (plus
   `epsilon`), over every element: PPO's implementations' scaling, which

@@ -142,7 +142,7 @@ class Anakin:
     logs = strategy.experimental_local_results(replica_logs)[0]
     logs.update(learner.hyperparameter_logs(learning_rate))
     learner.num_frames.assign_add(self.frames_per_iteration)
-    learner.num_updates.assign_add(tf.cast(logs["finite"], tf.int64))
+    learner.num_updates.assign_add(tf.cast(logs.pop("applied"), tf.int64))
     returns = tf.concat(strategy.experimental_local_results(returns), axis=0)
     return (logs, returns), carry
 

@@ -74,6 +74,17 @@ FIELD_HELP = {
                             "replica's batch (each part of it with "
                             "--learner_microbatch_size), as PPO's "
                             "implementations do; not the paper's (off).",
+    "passes_per_batch": "Gradient steps the learner takes on each batch, "
+                        "one after another (1: the paper's single "
+                        "update). With --ppo_clip the policy gradient of "
+                        "every pass is PPO's clipped surrogate against "
+                        "the policy of the first pass; without it each "
+                        "pass is a plain V-trace update. Not the paper's.",
+    "ppo_clip": "PPO's clipping ε (Schulman et al., 2017) of the ratio "
+                "π/π_first, π_first the learner's policy before the "
+                "batch's first pass (V-trace's ρ is taken against it, as "
+                "APPO does); 'none' (default): the paper's policy "
+                "gradient. With one pass it equals the paper's gradient.",
     "optimizer": "rmsprop (the paper's: TF1's RMSProp, --rmsprop_*) or "
                  "adam (Kingma and Ba, --adam_*; not the paper's).",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
@@ -116,6 +127,12 @@ class Config:
   # [ours] Not the paper's (its advantages are used as they come); PPO's
   # implementations normalise them (issue 30's probes, docs/results.md).
   normalize_advantages: bool = False
+  # [ours] Several gradient steps per batch, and PPO's clipped surrogate
+  # (APPO's reading: V-trace against the batch's first policy): not the
+  # paper's, which takes one step with the plain policy gradient; issue
+  # 30's probes (docs/results.md).
+  passes_per_batch: int = 1
+  ppo_clip: Optional[float] = None
   # Experience replay on the learner and controlled policy lag (the
   # paper's ablations: Table D.3, App. E.1).
   replay_capacity: int = 0
@@ -176,6 +193,15 @@ class Config:
     if self.pg_bootstrap not in PG_BOOTSTRAPS:
       fail(f"pg_bootstrap={self.pg_bootstrap!r}, expected one of "
            f"{PG_BOOTSTRAPS}")
+    if self.passes_per_batch < 1:
+      fail(f"passes_per_batch={self.passes_per_batch} must be a positive "
+           "integer (1: the paper's one update per batch)")
+    if self.ppo_clip is not None and not 0.0 < self.ppo_clip < 1.0:
+      fail(f"ppo_clip={self.ppo_clip} must be in (0, 1) (0.1 to 0.3 in "
+           "PPO's practice), or None (off)")
+    if self.ppo_clip is not None and self.correction == "epsilon":
+      fail("ppo_clip cannot be combined with correction='epsilon': the "
+           "clipped surrogate has no log π(a|x) to add ε to")
     if self.replay_capacity < 0:
       fail(f"replay_capacity={self.replay_capacity} must be >= 0 (0: off)")
     if not 0.0 <= self.replay_fraction < 1.0:

@@ -166,6 +166,87 @@ def test_microbatches_give_the_same_update_as_the_whole_batch(
   assert float(logs1["grad_norm"]) > 0
 
 
+@pytest.mark.parametrize("use_lstm,size", [(True, 0), (False, 2)])
+def test_ppo_clip_with_one_pass_is_the_papers_update(use_lstm, size):
+  # At the first pass the ratio is 1: the clipped surrogate's gradient is
+  # the policy gradient's and ρ is against the same policy.
+  config = _config(use_lstm, learner_microbatch_size=size)
+  plain = _learner(config, ["/cpu:0"])
+  clipped = _learner(config.replace(ppo_clip=0.2), ["/cpu:0"])
+  for src, dst in zip(plain.variables, clipped.variables):
+    dst.assign(src.numpy())
+  batch = _batch(config, seed=3)
+  for _ in range(2):
+    logs1, logs2 = plain.update(batch), clipped.update(batch)
+    for name in ("baseline_loss", "entropy_loss", "grad_norm", "mean_vs",
+                 "mean_rho"):
+      np.testing.assert_allclose(logs1[name], logs2[name], rtol=1e-5,
+                                 err_msg=name)
+  for a, b in zip(plain.variables, clipped.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6,
+                               err_msg=a.name)
+  assert float(logs1["grad_norm"]) > 0
+
+
+@pytest.mark.parametrize("use_lstm,size,devices", [(True, 0, 1),
+                                                   (False, 2, 2)])
+def test_two_passes_are_two_updates_on_the_same_batch(use_lstm, size,
+                                                      devices):
+  config = _config(use_lstm, learner_microbatch_size=size)
+  one = _learner(config, [f"/cpu:{i}" for i in range(devices)],
+                 anneal_learning_rate=False)
+  two = _learner(config.replace(passes_per_batch=2),
+                 [f"/cpu:{i}" for i in range(devices)],
+                 anneal_learning_rate=False)
+  for src, dst in zip(one.variables, two.variables):
+    dst.assign(src.numpy())
+  batch = _batch(config, seed=4)
+  first = one.update(batch)
+  one.update(batch)
+  logs = two.update(batch)
+  for a, b in zip(one.variables, two.variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6,
+                               err_msg=a.name)
+  # One update and the batch's frames once; the logs are the first pass's.
+  assert int(two.num_updates.numpy()) == 1
+  assert int(two.num_frames.numpy()) == config.frames_per_update
+  np.testing.assert_allclose(logs["total_loss"], first["total_loss"],
+                             rtol=1e-5)
+  assert bool(logs["finite"]) and "applied" not in logs
+
+
+def test_the_second_clipped_pass_is_not_the_plain_second_pass():
+  # From the second pass on, ρ and the ratio are against the first pass's
+  # policy, so two clipped passes differ from two plain ones.
+  config = _config(False, passes_per_batch=2, learning_rate=5e-3)
+  plain = _learner(config, ["/cpu:0"])
+  clipped = _learner(config.replace(ppo_clip=0.1), ["/cpu:0"])
+  for src, dst in zip(plain.variables, clipped.variables):
+    dst.assign(src.numpy())
+  batch = _batch(config, seed=5)
+  plain.update(batch)
+  clipped.update(batch)
+  gaps = [np.abs(a.numpy() - b.numpy()).max()
+          for a, b in zip(plain.variables, clipped.variables)]
+  assert max(gaps) > 1e-6
+
+
+def test_a_non_finite_batch_skips_every_pass():
+  config = _config(False, passes_per_batch=3, ppo_clip=0.2)
+  learner = _learner(config, ["/cpu:0"])
+  before = [v.numpy() for v in learner.variables]
+  batch = _batch(config)
+  batch["reward"] = tf.tensor_scatter_nd_update(
+      batch["reward"], [[0, 1]], [float("nan")])
+  logs = learner.update(batch)
+  assert not bool(logs["finite"])
+  for value, old in zip(learner.variables, before):
+    np.testing.assert_array_equal(value.numpy(), old)
+  assert int(learner.num_updates.numpy()) == 0
+  logs = learner.update(_batch(config, seed=2))
+  assert bool(logs["finite"]) and int(learner.num_updates.numpy()) == 1
+
+
 @pytest.mark.parametrize("trajectories,max_size,parts", [
     (32, 8, 4), (32, 0, 1), (32, 32, 1), (32, 12, 4), (12, 8, 2), (16, 5, 4),
     (13, 8, 13), (2, 8, 1), (1, 1, 1)])

@@ -91,3 +91,34 @@ def test_normalized_advantages_have_mean_0_and_deviation_1():
   np.testing.assert_array_equal(
       losses.normalize_advantages(tf.fill([4, 2], 0.3)).numpy(),
       np.zeros((4, 2), np.float32))
+
+
+def test_clipped_surrogate_at_the_anchor_has_the_policy_gradients_gradient():
+  logits = tf.Variable(LOGITS)
+  with tf.GradientTape(persistent=True) as tape:
+    plain = losses.policy_gradient_loss(logits, ACTIONS, PG_ADVANTAGES)
+    clipped = losses.clipped_surrogate_loss(logits, LOGITS, ACTIONS,
+                                            PG_ADVANTAGES, clip=0.2)
+  # Its value at r = 1 is −Σ A_t (the ratio, not log π).
+  assert float(clipped) == pytest.approx(-float(PG_ADVANTAGES.sum()))
+  np.testing.assert_allclose(tape.gradient(clipped, logits).numpy(),
+                             tape.gradient(plain, logits).numpy(), rtol=1e-6)
+
+
+def test_clipped_surrogate_stops_where_the_ratio_left_the_range():
+  # Step 0 (A = +2, a = 1): π(1) raised from 0.75 to 0.9, r = 1.2 > 1.1:
+  # the term is clipped, its gradient 0. Step 1 (A = −1, a = 0): π(0)
+  # raised from 0.5 to 0.6, r = 1.2, which A < 0 does not clip (min picks
+  # the unclipped r·A): its gradient is r·A·∇log π, nonzero.
+  moved = np.array([[[0.0, math.log(9.0)]], [[math.log(1.5), 0.0]]],
+                   np.float32)
+  logits = tf.Variable(moved)
+  with tf.GradientTape() as tape:
+    loss = losses.clipped_surrogate_loss(logits, LOGITS, ACTIONS,
+                                         PG_ADVANTAGES, clip=0.1)
+  gradient = tape.gradient(loss, logits).numpy()
+  np.testing.assert_array_equal(gradient[0], np.zeros((1, 2), np.float32))
+  # −r·A·∇log π(0) with π = [0.6, 0.4]: ∇ = [0.4, −0.4], r·A = −1.2.
+  np.testing.assert_allclose(gradient[1], [[0.48, -0.48]], rtol=1e-5)
+  # The clipped term's value: −(1 + 0.1)·2; the other: −1.2·(−1).
+  assert float(loss) == pytest.approx(-2.2 + 1.2, rel=1e-5)

@@ -27,6 +27,11 @@ def _plan(*args, environ=None, cpu_count=2, now=0.0):
      "smaller than the batch size"),
     (["--suite=catch", "--torso=resnet"], "torso"),
     (["--suite=catch", "--max_grad_norm=big"], "number or 'none'"),
+    (["--suite=catch", "--passes_per_batch=0"], "passes_per_batch=0 must be "
+     "a positive integer"),
+    (["--suite=catch", "--ppo_clip=1.5"], "ppo_clip=1.5 must be in (0, 1)"),
+    (["--suite=catch", "--ppo_clip=0.2", "--correction=epsilon"],
+     "ppo_clip cannot be combined with correction='epsilon'"),
     (["--suite=catch", "--actor_threads=-1"], "--actor_threads"),
     (["--suite=catch", "--envs_per_actor=0"], "--envs_per_actor=0"),
     (["--suite=catch", "--queue_capacity=0"], "--queue_capacity=0"),
