@@ -119,6 +119,17 @@ def _learner_lost(actor_index: int, unrolls: int, error: BaseException):
       f"({first[0] if first else type(error).__name__})")
 
 
+def _queue_closed(trajectory_queue) -> bool:
+  """Whether the learner closed `trajectory_queue`; False when the learner
+  cannot be asked (it is gone)."""
+  try:
+    return trajectory_queue.is_closed()
+  except (tf.errors.OpError, TypeError) as e:
+    if not server_lib.is_learner_lost(e):
+      raise
+    return False
+
+
 def run_central_actor(experiment, actor_index: int, trajectory_queue,
                       connect: Callable[[], Any], *, groups: int = 1,
                       seed: int = 0,
@@ -170,6 +181,12 @@ def run_central_actor(experiment, actor_index: int, trajectory_queue,
         unrolls[g] += 1
     except queue_runtime.QueueClosedError:
       pass  # The learner is done.
+    except transport.InferenceLostError as e:
+      # At a run's end the server stops serving once the learner closed
+      # the queue, and a group waiting for actions hears that first: the
+      # run is over, not lost, when the queue says it closed.
+      if not _queue_closed(trajectory_queue):
+        errors.append(e)
     except BaseException as e:  # Said by the actor's thread below.
       errors.append(e)
     finally:

@@ -1,6 +1,8 @@
 """Central inference (`--inference=central`): the server's batches give the
 actor the trajectories its own copy of the policy would."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -66,6 +68,54 @@ def test_central_and_actor_inference_make_the_same_trajectories(use_lstm):
     server.stop()
   stats = server.take_stats()
   assert stats.batches > 0 and stats.environments == 4 * (1 + 5 * 6)
+
+
+class _ServerGone:
+  """A connection whose server has stopped serving."""
+
+  def call(self, request):
+    del request
+    raise transport.InferenceLostError("the inference server went away")
+
+  def close(self):
+    pass
+
+
+class _Queue:
+  """The learner's queue as an actor sees it: open or closed."""
+
+  def __init__(self, closed):
+    self.closed = closed
+
+  def wait_to_start(self):
+    pass
+
+  def enqueue_many(self, trajectories):
+    raise AssertionError("no unroll can end without actions")
+
+  def is_closed(self):
+    return self.closed
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_a_server_gone_after_the_queue_closed_ends_the_actor_cleanly(closed):
+  # At a run's end the server stops once the learner closed the queue; a
+  # group waiting for actions hears that first. A closed queue: the run is
+  # over (the actor says what it sent); an open one: the learner is lost.
+  lines = []
+  run = functools.partial(
+      actor_loop.run_central_actor, _experiment(False), 0, _Queue(closed),
+      _ServerGone, groups=2, log=lines.append)
+  if closed:
+    assert run() == 0
+    assert lines == ["Actor 0: sent 0 unrolls of 4 trajectories in 2 groups "
+                     "(central inference); stopping."]
+  else:
+    with pytest.raises(tf_server.LearnerLostError,
+                       match=r"^Actor 0 lost the learner after 0 unrolls "
+                       r"\(the inference server went away\)$"):
+      run()
+    assert not lines
 
 
 @pytest.mark.slow
