@@ -252,7 +252,7 @@ class Learner:
     reduce_op = (tf.distribute.ReduceOp.SUM if reduction == "sum"
                  else tf.distribute.ReduceOp.MEAN)
     anchor_logits, first_logs, first_applied = None, None, None
-    applied, all_finite = None, None
+    applied = all_finite = tf.constant(True)
     # `passes_per_batch` steps on the same batch, one after another: each
     # pass's forward pass reads the variables the pass before it wrote.
     for step in range(config.passes_per_batch):
@@ -278,23 +278,19 @@ class Learner:
       # same branch.
       finite = tf.logical_and(tf.math.is_finite(grad_norm),
                               tf.math.is_finite(logs["total_loss"]))
-      go = finite if applied is None else tf.logical_and(finite, applied)
-      pass_applied = tf.cond(
-          go, functools.partial(self._apply, gradients, variables,
-                                learning_rate),
+      applied = tf.cond(
+          tf.logical_and(finite, applied),
+          functools.partial(self._apply, gradients, variables,
+                            learning_rate),
           lambda: tf.constant(False))
+      all_finite = tf.logical_and(all_finite, finite)
       if step == 0:
-        first_logs, first_applied = logs, pass_applied
-        applied, all_finite = pass_applied, finite
-      else:
-        applied = pass_applied
-        all_finite = tf.logical_and(all_finite, finite)
+        first_logs, first_applied = logs, applied
     # The logs are the first pass's (the batch under the policy that met
     # it, as with one pass); `finite` says whether every pass was (the
     # divergence guard counts it), `applied` whether the weights changed
     # (the update count).
-    logs = dict(first_logs, finite=all_finite, applied=first_applied)
-    return logs
+    return dict(first_logs, finite=all_finite, applied=first_applied)
 
   def _apply(self, gradients, variables, learning_rate):
     # Population-based training tunes RMSProp's ε; Adam keeps its own.
