@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import types
 
 import numpy as np
@@ -90,6 +89,12 @@ def test_an_actor_with_a_broken_policy_plays_valid_actions_and_counts_them():
   assert np.isnan(trajectory["behaviour_logits"]).all()
 
 
+# Updates a resumed run with a learning rate of 1e3 may take before it stops:
+# the weights overflow within a few, then five non-finite updates in a row end
+# it; its 10M-frame budget would be 15,625 updates (batch 32 x unroll 20).
+_PROMPT_STOP_UPDATES = 50
+
+
 @pytest.mark.slow
 def test_a_diverging_run_stops_with_one_line_and_finite_checkpoints(
     tmp_path, cpu_hogs):
@@ -102,22 +107,25 @@ def test_a_diverging_run_stops_with_one_line_and_finite_checkpoints(
   assert good.returncode == 0, good.stdout + good.stderr
   checkpoints = str(logdir / "checkpoints")
   saved = tf.train.latest_checkpoint(checkpoints)
+  updates_before = json.loads((logdir / "result.json").read_text())[
+      "num_updates"]
   cpu_hogs()  # Both cores busy: timing must not decide how it ends.
-  start = time.monotonic()
   # The same run resumed with a learning rate that blows the weights up
   # within a few updates.
   bad = subprocess.run(common + ["--total_frames=10000000",
                                  "--learning_rate=1e3"],
                        capture_output=True, text=True, timeout=300)
-  elapsed = time.monotonic() - start
   assert bad.returncode == 1, bad.stdout + bad.stderr
-  assert elapsed < 60, elapsed
+  # It stopped within a few updates of diverging, not at its frame budget
+  # (counted in updates: the wall clock depends on the machine's load).
+  record = json.loads((logdir / "result.json").read_text())
+  assert record["num_updates"] - updates_before <= _PROMPT_STOP_UPDATES, (
+      updates_before, record["num_updates"])
   errors = [l for l in bad.stderr.splitlines() if l.strip()]
   assert len(errors) == 1 and errors[0].startswith(
       "impala_tf.launch: error: The run diverged: 5 updates in a row"), (
           bad.stderr)
   assert "Traceback" not in bad.stdout + bad.stderr
-  record = json.loads((logdir / "result.json").read_text())
   assert record["status"] == "diverged"
   # Every checkpoint left is finite; the newest is named in the line.
   newest = tf.train.latest_checkpoint(checkpoints)
