@@ -27,13 +27,15 @@ def test_atari_preset_has_table_g1_values():
   assert c.frames_per_update == 32 * 20 * 4
 
 
-def test_atari_fast_changes_only_its_three_values_of_ours():
+def test_atari_fast_changes_only_its_five_values_of_ours():
   fast, paper = presets.ATARI_FAST, presets.ATARI
   changed = {f.name for f in dataclasses.fields(presets.Config)
              if getattr(fast, f.name) != getattr(paper, f.name)}
-  assert changed == {"batch_size", "rmsprop_epsilon", "total_frames"}
-  assert (fast.batch_size, fast.rmsprop_epsilon, fast.total_frames) == (
-      8, 1e-5, 10_000_000)
+  assert changed == {"batch_size", "rmsprop_epsilon", "total_frames",
+                     "passes_per_batch", "ppo_clip"}
+  assert (fast.batch_size, fast.rmsprop_epsilon, fast.total_frames,
+          fast.passes_per_batch, fast.ppo_clip) == (8, 1e-5, 10_000_000, 4,
+                                                    0.2)
   plan = launch_flags.plan_from_argv(
       ["impala_tf.launch", "--preset=atari_fast"], environ={})
   assert plan.experiment.levels == ("pong",)
