@@ -331,9 +331,10 @@ ATARI_MULTITASK = ATARI.replace(
 # docs/results.md ("Pong's first 3M frames, one variable at a time" and
 # after). Measured on Pong: with one gradient step per batch, -15.4, -14.5
 # and -15.1 after 10M frames (three seeds, AMD EPYC avx512_bf16, 2 cores,
-# 20 to 26 minutes); with four clipped steps per batch (below), +18.0 at
-# 10M frames (seed 1, an AVX2-only AMD EPYC, 2 cores, 1 h 25 min), against
-# -20.2 at 5M and -16.5 at 11M for the `atari` preset with ε 1e-5.
+# 20 to 26 minutes); with four clipped steps per batch (below), +18.0 and
+# -1.95 at 10M frames (seeds 1 and 2, an AVX2-only AMD EPYC, 2 cores, 1 h
+# 25 min alone for seed 1), against -20.2 at 5M and -16.5 at 11M for the
+# `atari` preset with ε 1e-5.
 ATARI_FAST = ATARI.replace(
     # [ours] A quarter of Table G.1's 32: four times the updates per frame,
     # the one lever that moved Pong's start (-18.3 to -18.9 at 5M frames
@@ -350,9 +351,10 @@ ATARI_FAST = ATARI.replace(
     # [ours] Four gradient steps on each batch, each with PPO's clipped
     # surrogate (Schulman et al., 2017) on V-trace's advantages: the one
     # change that ended Pong's flat start (-17.0 at 3M frames where every
-    # one- and two-pass run was at -19.8 to -20.5; +18.0 at 10M against
-    # -5.5 with two passes and -15.4 with one, seed 1). It costs the
-    # learner four times its compute per frame, so minutes, not frames.
+    # one- and two-pass run was at -19.8 to -20.5; at 10M +18.0 against
+    # -5.5 with two passes and -15.4 with one on seed 1, -1.95 against
+    # -14.5 with one on seed 2). It costs the learner four times its
+    # compute per frame, so minutes, not frames.
     passes_per_batch=4,
     # [ours] PPO's ε for Atari (0.1 to 0.3 in its paper): later passes on
     # a batch stay near the policy of its first. Every multi-pass run of
