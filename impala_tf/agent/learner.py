@@ -11,7 +11,8 @@
 3. the off-policy correction's targets (`config.correction`: V-trace by
    default, corrections.py), the three losses (losses.py), gradients all-reduced
    across replicas, global-norm clipping, TF1-style RMSProp with the learning
-   rate annealed linearly to 0 over `config.total_frames` (Table G.1), or
+   rate annealed linearly to 0 over `config.anneal_horizon` (Table G.1:
+   the run's total_frames, unless `anneal_frames` says otherwise), or
    held constant when `anneal_learning_rate` is off (a population member's
    default, impala_tf/pbt/rules.py);
    the learning rate, entropy cost, RMSProp ε and clipping norm are read from
@@ -89,7 +90,7 @@ class Hyperparameters(tf.Module):
   """The tunable hyperparameters (`TUNABLE`) as float32 variables.
 
   `learning_rate` is the schedule's initial value: the rate in force is
-  it times (1 − frames / total_frames), or it alone when the learner does
+  it times (1 − frames / anneal_horizon), or it alone when the learner does
   not anneal (`Learner.anneal_learning_rate`).
   """
 
@@ -183,10 +184,11 @@ class Learner:
   def learning_rate(self, num_frames) -> tf.Tensor:
     """The rate in force at `num_frames`: linear annealing from the
     initial learning rate (the variable `hyperparameters["learning_rate"]`)
-    to 0 at total_frames [paper Table G.1], or that rate unchanged while
+    to 0 at total_frames [paper Table G.1] (at `config.anneal_frames` where
+    that is set [ours]), or that rate unchanged while
     `anneal_learning_rate` is False [paper Fig. F.1, our reading for PBT]."""
     progress = tf.cast(num_frames, tf.float32) / float(
-        self.config.total_frames)
+        self.config.anneal_horizon)
     factor = tf.where(self.anneal_learning_rate,
                       tf.maximum(0.0, 1.0 - progress), 1.0)
     return self.hyperparameters["learning_rate"] * factor

@@ -85,6 +85,10 @@ FIELD_HELP = {
                 "batch's first pass (V-trace's ρ is taken against it, as "
                 "APPO does); 'none' (default): the paper's policy "
                 "gradient. With one pass it equals the paper's gradient.",
+    "anneal_frames": "Frames at which the linearly annealed learning "
+                     "rate reaches 0; 'none' (default): at --total_frames, "
+                     "as Table G.1 anneals it. Beyond the budget, the run "
+                     "ends with the rate above 0. Not the paper's.",
     "optimizer": "rmsprop (the paper's: TF1's RMSProp, --rmsprop_*) or "
                  "adam (Kingma and Ba, --adam_*; not the paper's).",
     "policy_lag": "Controlled policy lag (App. E.1): actors act with weights "
@@ -154,7 +158,11 @@ class Config:
   # [ours] Memory, not the algorithm: the update is the same (the sum of
   # the parts' gradients, up to float rounding). 0: the whole batch.
   learner_microbatch_size: int = 0
-  total_frames: int = 200_000_000  # The learning rate reaches 0 here.
+  total_frames: int = 200_000_000  # The run's budget.
+  # [ours] Where the linearly annealed learning rate reaches 0; None: at
+  # total_frames [paper Table G.1]. Longer than the budget, the run ends
+  # with the rate still above 0.
+  anneal_frames: Optional[int] = None
 
   def __post_init__(self):
     def fail(what):
@@ -202,6 +210,9 @@ class Config:
     if self.ppo_clip is not None and self.correction == "epsilon":
       fail("ppo_clip cannot be combined with correction='epsilon': the "
            "clipped surrogate has no log π(a|x) to add ε to")
+    if self.anneal_frames is not None and int(self.anneal_frames) < 1:
+      fail(f"anneal_frames={self.anneal_frames} must be a positive integer, "
+           "or None (the learning rate reaches 0 at total_frames)")
     if self.replay_capacity < 0:
       fail(f"replay_capacity={self.replay_capacity} must be >= 0 (0: off)")
     if not 0.0 <= self.replay_fraction < 1.0:
@@ -262,6 +273,11 @@ class Config:
     if not self.replay_capacity:
       return 0
     return int(round(self.batch_size * self.replay_fraction))
+
+  @property
+  def anneal_horizon(self) -> int:
+    """The frame count at which the annealed learning rate reaches 0."""
+    return int(self.anneal_frames or self.total_frames)
 
   @property
   def frames_per_update(self) -> int:

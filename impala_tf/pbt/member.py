@@ -97,7 +97,7 @@ class PopulationMember(base.LoopPart):
                  rules_lib.member_rng(self.seed, self.member))
     checkpointer = loop.part(checkpointing.Checkpointer)
     resumed = checkpointer is not None and checkpointer.restored
-    schedule = (f"annealed linearly to 0 at {config.total_frames:,} frames"
+    schedule = (f"annealed linearly to 0 at {config.anneal_horizon:,} frames"
                 if self.rules.anneal else "not annealed")
     if resumed:
       loop.log(f"PBT member {self.member}: resumed with "

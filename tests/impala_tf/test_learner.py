@@ -125,6 +125,18 @@ def test_learning_rate_anneals_linearly_to_zero():
   assert float(learner.learning_rate(20_000)) == 0.0
 
 
+def test_anneal_frames_moves_where_the_learning_rate_reaches_zero():
+  config = _config(False, anneal_frames=40_000)
+  assert config.total_frames == 10_000
+  learner = _learner(config, ["/cpu:0"])
+  # The run's budget ends at a quarter of the way to 0.
+  assert float(learner.learning_rate(10_000)) == pytest.approx(4.5e-4)
+  assert float(learner.learning_rate(20_000)) == pytest.approx(3e-4)
+  assert float(learner.learning_rate(40_000)) == 0.0
+  with pytest.raises(ValueError, match="anneal_frames=0 must be a positive"):
+    config.replace(anneal_frames=0)
+
+
 @pytest.mark.parametrize("use_lstm,reduction", [(True, "sum"),
                                                 (False, "mean")])
 def test_two_replicas_give_the_same_update_as_one(use_lstm, reduction):
