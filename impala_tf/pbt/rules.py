@@ -61,8 +61,7 @@ class Rules:
   perturb_probability: float = 1.0 / 3.0
   # [paper Fig. F.1, our reading] A member's learning rate stays constant
   # between PBT's changes; True anneals it linearly to 0 at total_frames
-  # (or --anneal_frames)
-  # as a plain run does (Table G.1).
+  # (or --anneal_frames) as a plain run does (Table G.1).
   anneal: bool = False
 
   def __post_init__(self):
