@@ -349,8 +349,8 @@ ATARI_MULTITASK = ATARI.replace(
 # and -15.1 after 10M frames (three seeds, AMD EPYC avx512_bf16, 2 cores,
 # 20 to 26 minutes); with four clipped steps per batch (below), +18.0,
 # -1.95 and -0.31 at 10M frames (seeds 1, 2 and 3, an AVX2-only AMD EPYC,
-# 2 cores, 1 h 16 min alone for seed 3), against -20.2 at 5M and -16.5 at 11M for the
-# `atari` preset with ε 1e-5.
+# 2 cores, 1 h 16 min alone for seed 3), against -20.2 at 5M and -16.5
+# at 11M for the `atari` preset with ε 1e-5.
 ATARI_FAST = ATARI.replace(
     # [ours] A quarter of Table G.1's 32: four times the updates per frame,
     # the one lever that moved Pong's start (-18.3 to -18.9 at 5M frames
