@@ -358,6 +358,9 @@ class Learner:
     else:
       state = ()
     with tf.GradientTape() as tape:
+      # `variables` may be tensors the network reads in place of its own
+      # (benchmarks/vectorised_agents.py maps over agents' weights so).
+      tape.watch(variables)
       outputs, _ = self.network.unroll(inputs, state)
       target_logits = outputs.policy_logits[:-1]
       values = outputs.baseline[:-1]

@@ -16,9 +16,12 @@ one TensorFlow start, one trace, and TensorFlow's executor runs the
 agents' independent ops side by side on the machine's cores.
 
 The agents are not vectorised into one set of wider kernels (as `jax.vmap`
-would do): TensorFlow has no map over the variables of a network, so each
-agent keeps its own ops (docs/benchmarks.md measures what running them
-together gains over one after another). They share the frame budget and
+would do): each agent keeps its own ops (docs/benchmarks.md measures what
+running them together gains over one after another). TensorFlow's map
+over stacked weights (`tf.vectorized_map`, benchmarks/vectorised_agents.py)
+refuses a convolution with one filter per agent, and where it does
+vectorise, the MLP, it is slower on 2 CPU cores than these agents side by
+side under XLA. They share the frame budget and
 the frames of an update (runs differing in these are refused); a run that
 ends early (diverged) stops being recorded while the others go on.
 """

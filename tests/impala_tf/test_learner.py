@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sonnet as snt
 import tensorflow as tf
 
 from impala_tf.agent import learner as learner_lib
@@ -185,6 +186,35 @@ def test_microbatches_give_the_same_update_as_the_whole_batch(
     _assert_same_weights(whole, split, atol=1e-5)
   # The updates moved the weights (the comparison is not of two no-ops).
   assert float(logs1["grad_norm"]) > 0
+
+
+def test_the_loss_gradient_follows_tensors_read_in_place_of_the_variables():
+  """The network reading other weights through a Sonnet custom getter (as
+  benchmarks/vectorised_agents.py maps over agents' weights): the loss
+  gradient with respect to those tensors is the gradient at those weights,
+  the instruction embedding's sparse one included."""
+  config = _config(use_lstm=True)
+  learner = _learner(config, ["/cpu:0"])
+  other = _learner(config, ["/cpu:0"], seed=1)
+  batch = _batch(config)
+  entropy_cost = tf.constant(config.entropy_cost)
+  gradient = lambda owner, weights: [
+      tf.convert_to_tensor(g) for g in owner._part_gradients(  # pylint: disable=protected-access
+          batch, weights, entropy_cost)[0]]
+  own = gradient(learner, learner.variables)
+  expected = gradient(other, other.variables)
+  weights = [tf.identity(v) for v in other.variables]
+  position = {v.ref(): i for i, v in enumerate(learner.variables)}
+  with snt.custom_variable_getter(
+      lambda v: weights[position[v.ref()]],
+      instances=[learner.network, *learner.network.submodules]):
+    swapped = gradient(learner, weights)
+  for variable, a, b in zip(learner.variables, expected, swapped):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
+                               err_msg=variable.name)
+  # The two sets of weights give different gradients (not a no-op).
+  assert max(float(tf.reduce_max(tf.abs(a - b)))
+             for a, b in zip(own, expected)) > 1e-3
 
 
 @pytest.mark.parametrize("use_lstm,size", [(True, 0), (False, 2)])
