@@ -43,11 +43,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
-import sonnet as snt
 import tensorflow as tf
 
 from impala_tf import anakin
 from impala_tf.agent import learner as learner_lib
+from impala_tf.agent import networks
 from impala_tf.config import experiment
 from impala_tf.runtime import cpu
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -60,7 +60,7 @@ class Agents:
 
   def __init__(self, network: str, count: int):
     suite, levels = SUITES[network]
-    self.experiment = exp = experiment.build(suite, levels)
+    exp = experiment.build(suite, levels)
     strategy = learner_lib.make_strategy(["/cpu:0"])
     env = anakin.environment_for(exp)
     self.learners, self.batches = [], []
@@ -88,15 +88,10 @@ class Agents:
   def vectorised(self, xla: bool):
     """every agent's gradients, stacked `[agents, ...]` per variable."""
     template = self.learners[0]
-    network = template.network
-    position = {v.ref(): i for i, v in enumerate(template.variables)}
-    modules = [network, *network.submodules]
 
     def one_agent(args):
       weights, batch = args
-      # Each of the template's variables reads as this agent's weights.
-      getter = lambda variable: weights[position[variable.ref()]]
-      with snt.custom_variable_getter(getter, instances=modules):
+      with networks.reading(template.network, weights):
         gradients, _, _ = template._part_gradients(  # pylint: disable=protected-access
             batch, list(weights), self.entropy_cost)
       return gradients
@@ -233,15 +228,15 @@ def main():
   parser.add_argument("--calls", type=int, default=20)
   parser.add_argument("--xla", action="store_true")
   args = parser.parse_args()
-  networks = args.networks.split(",")
-  unknown = sorted(set(networks) - set(SUITES))
+  names = args.networks.split(",")
+  unknown = sorted(set(names) - set(SUITES))
   if unknown:
     parser.error(f"unknown --networks {unknown}; expected some of "
                  f"{sorted(SUITES)}.")
   counts = [int(n) for n in args.agents.split(",")]
   print(f"CPU: {cpu.read_cpu_info().describe()}; TensorFlow {tf.__version__}"
         f"; medians of {args.repeats} alternating runs of {args.calls} calls.")
-  for network in networks:
+  for network in names:
     for count in counts:
       for xla in ([False, True] if args.xla else [False]):
         gradients_row(network, count, xla, args.repeats, args.calls)

@@ -359,7 +359,7 @@ class Learner:
       state = ()
     with tf.GradientTape() as tape:
       # `variables` may be tensors the network reads in place of its own
-      # (benchmarks/vectorised_agents.py maps over agents' weights so).
+      # (`networks.reading`).
       tape.watch(variables)
       outputs, _ = self.network.unroll(inputs, state)
       target_logits = outputs.policy_logits[:-1]

@@ -332,6 +332,19 @@ class ImpalaNetwork(snt.Module):
     return outputs, final_state
 
 
+def reading(network: snt.Module, weights: Sequence[tf.Tensor]):
+  """A context in which `network` reads `weights` (tensors, in the order
+  of its `trainable_variables`) wherever it reads its own variables: a
+  network called with other weights, e.g. one agent's slice of weights
+  stacked over agents (benchmarks/vectorised_agents.py). A gradient with
+  respect to `weights` needs them watched (`Learner._part_gradients` does).
+  """
+  position = {v.ref(): i for i, v in enumerate(network.trainable_variables)}
+  return snt.custom_variable_getter(
+      lambda variable: weights[position[variable.ref()]],
+      instances=[network, *network.submodules])
+
+
 def dummy_input(observation_spec: Mapping[str, tuple], batch_size: int = 1,
                 num_steps: Optional[int] = None) -> AgentInput:
   """Zeros shaped like one step (or `num_steps` steps) of agent input.

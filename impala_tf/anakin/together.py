@@ -20,8 +20,8 @@ would do): each agent keeps its own ops (docs/benchmarks.md measures what
 running them together gains over one after another). TensorFlow's map
 over stacked weights (`tf.vectorized_map`, benchmarks/vectorised_agents.py)
 refuses a convolution with one filter per agent, and where it does
-vectorise, the MLP, it is slower on 2 CPU cores than these agents side by
-side under XLA. They share the frame budget and
+vectorise, the MLP, it is slower on 2 cores of an AVX2-only AMD EPYC
+than these agents side by side under XLA. They share the frame budget and
 the frames of an update (runs differing in these are refused); a run that
 ends early (diverged) stops being recorded while the others go on.
 """

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import sonnet as snt
 import tensorflow as tf
 
 from impala_tf.agent import learner as learner_lib
@@ -189,7 +188,7 @@ def test_microbatches_give_the_same_update_as_the_whole_batch(
 
 
 def test_the_loss_gradient_follows_tensors_read_in_place_of_the_variables():
-  """The network reading other weights through a Sonnet custom getter (as
+  """The network reading other weights (`networks.reading`, as
   benchmarks/vectorised_agents.py maps over agents' weights): the loss
   gradient with respect to those tensors is the gradient at those weights,
   the instruction embedding's sparse one included."""
@@ -204,10 +203,7 @@ def test_the_loss_gradient_follows_tensors_read_in_place_of_the_variables():
   own = gradient(learner, learner.variables)
   expected = gradient(other, other.variables)
   weights = [tf.identity(v) for v in other.variables]
-  position = {v.ref(): i for i, v in enumerate(learner.variables)}
-  with snt.custom_variable_getter(
-      lambda v: weights[position[v.ref()]],
-      instances=[learner.network, *learner.network.submodules]):
+  with networks.reading(learner.network, weights):
     swapped = gradient(learner, weights)
   for variable, a, b in zip(learner.variables, expected, swapped):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
