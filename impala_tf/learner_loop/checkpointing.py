@@ -1,7 +1,8 @@
 """Checkpointing: the part of the learner's loop that saves and restores.
 
 A checkpoint holds the network, the optimiser's slots, the frame and
-update counters and the tunable hyperparameters (`learner.Hyperparameters`);
+update counters, the tunable hyperparameters (`learner.Hyperparameters`)
+and the returns of the last 100 games per level (`episodes.EpisodeStats`);
 the learning rate is a function of the frame counter, so the schedule
 resumes with it. The saved hyperparameters are used again only when asked
 (`keep_hyperparameters`: a population member's, which population-based
@@ -98,15 +99,23 @@ class Checkpointer(base.LoopPart):
     state = dict(network=learner.network, optimizer=learner.optimizer,
                  num_updates=learner.num_updates,
                  num_frames=learner.num_frames)
+    episode_state = loop.episodes.checkpointable()
     self._checkpoint = tf.train.Checkpoint(
-        **state, hyperparameters=learner.hyperparameters)
-    # Restored without the hyperparameters, which checkpoints written
-    # before they were saved do not hold; they come back on their own below.
+        **state, hyperparameters=learner.hyperparameters,
+        episodes=episode_state)
+    # Restored without the hyperparameters and the episode statistics,
+    # which checkpoints written before they were saved do not hold; they
+    # come back on their own below.
     self.restored = restore_newest(tf.train.Checkpoint(**state),
                                    self.directory, log=loop.log)
     if self.restored and self.keep_hyperparameters:
       tf.train.Checkpoint(hyperparameters=learner.hyperparameters).restore(
           self.restored).expect_partial()
+    if self.restored:
+      # The same for the games' windows (older checkpoints have none).
+      tf.train.Checkpoint(episodes=episode_state).restore(
+          self.restored).expect_partial()
+      loop.episodes.from_checkpoint()
     if self.restored:
       loop.log(f"Restored {self.restored} at {loop.num_frames:,} frames, "
                f"{loop.num_updates:,} updates.")
@@ -143,6 +152,7 @@ class Checkpointer(base.LoopPart):
       loop.log(f"Not saving a checkpoint: the weights are not finite; the "
                f"newest checkpoint stays {self.latest()}.")
       return None
+    loop.episodes.to_checkpoint()
     try:
       faults.fail_if_injected("checkpoint_write")
       path = self._manager.save(checkpoint_number=number)

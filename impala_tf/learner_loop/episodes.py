@@ -2,8 +2,10 @@
 
 import collections
 import math
+from typing import Optional
 
 import numpy as np
+import tensorflow as tf
 
 from impala_tf.learner_loop import base
 
@@ -34,13 +36,48 @@ class EpisodeStats(base.LoopPart):
   """The last `RETURN_WINDOW` returns of every level, and counts.
 
   As a part of the learner's loop it reads each batch's `episode_return`
-  after the update.
+  after the update. The run's checkpoints hold the windows and counts
+  (`checkpointable`), so a resumed run's first progress lines and its
+  result average the games before the stop too.
   """
 
   def __init__(self, levels):
     self.levels = tuple(levels)
     self._returns = [collections.deque(maxlen=RETURN_WINDOW) for _ in levels]
     self.counts = [0] * len(levels)
+    self._saved: Optional[tf.Module] = None
+
+  def checkpointable(self) -> tf.Module:
+    """Variables that hold the windows and counts in a checkpoint:
+    `returns` `[levels, RETURN_WINDOW]` (oldest first, NaN past the games
+    seen) and `counts` `[levels]`. `to_checkpoint` fills them before a
+    save, `from_checkpoint` reads them back after a restore; a checkpoint
+    written before they were saved leaves them empty."""
+    if self._saved is None:
+      self._saved = tf.Module(name="episode_stats")
+      self._saved.returns = tf.Variable(
+          tf.fill([len(self.levels), RETURN_WINDOW],
+                  tf.constant(math.nan, tf.float64)),
+          trainable=False, name="returns")
+      self._saved.counts = tf.Variable(
+          tf.zeros([len(self.levels)], tf.int64), trainable=False,
+          name="counts")
+    return self._saved
+
+  def to_checkpoint(self):
+    window = np.full((len(self.levels), RETURN_WINDOW), np.nan)
+    for row, returns in zip(window, self._returns):
+      row[:len(returns)] = list(returns)
+    saved = self.checkpointable()
+    saved.returns.assign(window)
+    saved.counts.assign(np.asarray(self.counts, np.int64))
+
+  def from_checkpoint(self):
+    saved = self.checkpointable()
+    for returns, row in zip(self._returns, saved.returns.numpy()):
+      returns.clear()
+      returns.extend(float(v) for v in row if not np.isnan(v))
+    self.counts = [int(c) for c in saved.counts.numpy()]
 
   def add(self, episode_return: np.ndarray, level_id: np.ndarray):
     """`episode_return` `[B, T+1]` (NaN where no game ended), `level_id`

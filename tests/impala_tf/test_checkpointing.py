@@ -60,6 +60,19 @@ def test_restore_brings_back_weights_slots_and_counters(tmp_path):
   assert len(network_keys) == len(learner.variables)
 
 
+def test_a_resumed_run_counts_the_games_before_its_stop(tmp_path):
+  first = threads.train_in_process(_catch(6 * 8 * 5), num_actors=1,
+                                   logdir=str(tmp_path), log=lambda _: None)
+  lines = []
+  resumed = threads.train_in_process(_catch(8 * 8 * 5), num_actors=1,
+                                     logdir=str(tmp_path), log=lines.append)
+  assert any("Restored" in line for line in lines)
+  # Two more updates play fewer games than the first six: the count
+  # (and the window averaged) goes on from the first sitting's.
+  assert first.episodes["catch"] > 0
+  assert resumed.episodes["catch"] > first.episodes["catch"]
+
+
 def _two_checkpoints(tmp_path):
   exp = _catch(1000)
   learner = _new_learner(exp)
@@ -117,10 +130,12 @@ from impala_tf.config import experiment
 from impala_tf.config import presets
 from impala_tf.agent import learner as learner_lib
 from impala_tf.learner_loop import checkpointing
+from impala_tf.learner_loop import episodes
 
 class Loop:
   def __init__(self, learner):
     self.learner, self.counters, self.error = learner, {}, None
+    self.episodes = episodes.EpisodeStats(["catch"])
     self.start_time, self.lines = 0.0, []
   num_updates = property(lambda self: int(self.learner.num_updates.numpy()))
   num_frames = property(lambda self: int(self.learner.num_frames.numpy()))

@@ -28,6 +28,24 @@ def test_episode_stats_skip_the_repeated_first_step_and_split_levels():
   assert stats.counts == [1, 1]
 
 
+def test_episode_stats_come_back_from_a_checkpoint_with_their_window(
+    tmp_path):
+  stats = episodes.EpisodeStats(["a", "b"])
+  stats._record([(0, float(v)) for v in range(150)] + [(1, -2.0), (1, 4.0)])  # pylint: disable=protected-access
+  stats.to_checkpoint()
+  path = tf.train.Checkpoint(episodes=stats.checkpointable()).write(
+      str(tmp_path / "ckpt"))
+  again = episodes.EpisodeStats(["a", "b"])
+  tf.train.Checkpoint(episodes=again.checkpointable()).read(path)
+  again.from_checkpoint()
+  assert again.counts == [150, 2]
+  assert again.mean_returns() == {"a": np.mean(range(50, 150)), "b": 1.0}
+  # The oldest of level a's 100 games leaves first, as before the save.
+  again._record([(0, 250.0)])  # pylint: disable=protected-access
+  assert again.mean_returns()["a"] == pytest.approx(
+      np.mean(list(range(51, 150)) + [250]))
+
+
 class RecordingPart(learner_loop.LoopPart):
   """Records the hooks it sees and what the loop shows it."""
 

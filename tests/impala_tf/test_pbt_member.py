@@ -13,6 +13,7 @@ from impala_tf.config import experiment
 from impala_tf.agent import learner as learner_lib
 from impala_tf.config import presets
 from impala_tf.learner_loop import checkpointing
+from impala_tf.learner_loop import episodes
 from impala_tf.pbt import member as member_lib
 from impala_tf.pbt import rules
 from impala_tf.pbt import store
@@ -24,6 +25,7 @@ class _Loop:
   def __init__(self, exp, learner):
     self.experiment = exp
     self.learner = learner
+    self.episodes = episodes.EpisodeStats(exp.levels)
     self.lines = []
     self.parts = []
 
