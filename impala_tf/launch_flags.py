@@ -78,7 +78,8 @@ def _define_run_flags(define):
   define.string("logdir", None, "Checkpoints, TensorBoard summaries and "
                 "result.json; an existing run there is resumed. Default "
                 "runs/<suite>-<time>.")
-  define.integer("seed", 0, "Seeds environments and action sampling.",
+  define.integer("seed", 0, "Seeds the network's first weights, the "
+                 "environments and action sampling.",
                  lower_bound=0)
   define.float("log_interval_s", 5.0, "Seconds between progress lines.",
                lower_bound=0.1)

@@ -141,6 +141,9 @@ class Learner:
       batch: the network unrolled, V-trace, the losses, backpropagation)
       with XLA; the all-reduce and the optimiser stay TensorFlow's. Anakin
       mode turns it on with its XLA unroll (docs/benchmarks.md).
+    seed: draws the network's first weights from it (TF's global seed,
+      set just before the network is built: the run's `--seed`); None
+      leaves them to TF's own unseeded draw.
   """
 
   def __init__(self, config: presets.Config,
@@ -148,10 +151,13 @@ class Learner:
                observation_spec: Mapping[str, tuple],
                strategy: Optional[tf.distribute.Strategy] = None,
                anneal_learning_rate: bool = True,
-               xla_gradients: bool = False):
+               xla_gradients: bool = False,
+               seed: Optional[int] = None):
     self.config = config
     self.strategy = strategy or make_strategy()
     self.observation_spec = dict(observation_spec)
+    if seed is not None:
+      tf.random.set_seed(seed)
     with self.strategy.scope():
       self.network = network_fn()
       # Create the variables now, eagerly: the compiled step must not.

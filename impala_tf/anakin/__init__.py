@@ -392,7 +392,7 @@ def run(experiment, device_names: Sequence[str] = ("/cpu:0",), *,
   learner = learner_lib.Learner(config, experiment.make_network,
                                 experiment.observation_spec,
                                 strategy=learner_lib.make_strategy(names),
-                                xla_gradients=xla)
+                                xla_gradients=xla, seed=seed)
   trainer = Anakin(env, learner, config.batch_size // len(names), seed=seed,
                    xla=xla)
   log(f"Anakin: {experiment.levels[0]} written in TensorFlow, "

@@ -67,7 +67,8 @@ def train_together(plans: Sequence, *, stop: threading.Event,
     name = _name(plan)
     learner = learner_lib.Learner(exp.config, exp.make_network,
                                   exp.observation_spec, strategy=strategy,
-                                  xla_gradients=plan.anakin.xla)
+                                  xla_gradients=plan.anakin.xla,
+                                  seed=plan.seed)
     trainers.append(anakin.Anakin(
         anakin.environment_for(exp), learner,
         exp.config.batch_size, seed=plan.seed, xla=plan.anakin.xla))

@@ -32,7 +32,8 @@ def run(plan: plan_lib.RunPlan) -> None:
       f"capacity {plan.queue_capacity}, actors start below "
       f"{plan.actor_start_below}; {exp.config.total_frames:,} frames.")
   learner, channels = wiring.wire_learner(
-      exp, plan.queue_capacity, plan.actor_start_below, server.device)
+      exp, plan.queue_capacity, plan.actor_start_below, server.device,
+      seed=plan.seed)
   stop = threading.Event()
   common.stop_on_signals(stop)
   parts = common.extra_parts(plan)

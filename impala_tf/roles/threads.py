@@ -67,7 +67,7 @@ def train_in_process(experiment: experiment_lib.Experiment, num_actors: int,
   learner, channels = wiring.wire_learner(
       experiment, capacity, actor_start_below, server_lib.LOCAL_CPU,
       suffix=f"_run{next(_RUNS)}",
-      strategy=strategy)
+      strategy=strategy, seed=seed)
   stop = stop or threading.Event()
   errors = []
   server = None

@@ -92,6 +92,31 @@ def test_a_part_added_from_outside_sees_every_hook_in_order(tmp_path):
   assert lines[-1].startswith("Done: 160 frames, 4 updates")
 
 
+class _FirstWeights(learner_loop.LoopPart):
+  """The learner's weights when the run starts."""
+
+  def start(self, loop):
+    self.weights = [v.numpy() for v in loop.learner.variables]
+
+
+def test_the_seed_draws_the_networks_first_weights():
+  config = presets.CATCH.replace(batch_size=8, unroll_length=5,
+                                 total_frames=8 * 5)
+  exp = experiment.build("catch", config=config, envs_per_actor=4)
+
+  def first_weights(seed):
+    part = _FirstWeights()
+    tf.random.normal([3])  # Draws made before the run do not matter.
+    threads.train_in_process(exp, num_actors=1, seed=seed,
+                             log=lambda _: None, extra_parts=[part])
+    return part.weights
+
+  first, again, other = first_weights(3), first_weights(3), first_weights(4)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  assert any((a != c).any() for a, c in zip(first, other))
+
+
 class _BrokenQueue:
   """A trajectory queue whose dequeue fails as a remote op might."""
 
