@@ -116,7 +116,6 @@ class Checkpointer(base.LoopPart):
       tf.train.Checkpoint(episodes=episode_state).restore(
           self.restored).expect_partial()
       loop.episodes.from_checkpoint()
-    if self.restored:
       loop.log(f"Restored {self.restored} at {loop.num_frames:,} frames, "
                f"{loop.num_updates:,} updates.")
       self._saved_number = loop.num_updates

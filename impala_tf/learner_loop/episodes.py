@@ -65,6 +65,7 @@ class EpisodeStats(base.LoopPart):
     return self._saved
 
   def to_checkpoint(self):
+    """Writes the windows and counts into `checkpointable()`."""
     window = np.full((len(self.levels), RETURN_WINDOW), np.nan)
     for row, returns in zip(window, self._returns):
       row[:len(returns)] = list(returns)
@@ -73,6 +74,7 @@ class EpisodeStats(base.LoopPart):
     saved.counts.assign(np.asarray(self.counts, np.int64))
 
   def from_checkpoint(self):
+    """Reads the windows and counts back from `checkpointable()`."""
     saved = self.checkpointable()
     for returns, row in zip(self._returns, saved.returns.numpy()):
       returns.clear()
