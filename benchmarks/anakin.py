@@ -22,9 +22,11 @@ as a mode of their own. Use a quiet machine: every mode shares its cores.
 
 With `--agents N`, it instead trains N agents (seeds 0..N-1) for
 `--frames` each, alternating `--repeats` times between one process and
-one compiled program for all (`python -m impala_tf.anakin.together`) and N
+one compiled program for all with the agents vectorised (`python -m
+impala_tf.anakin.together --vectorise`: stacked weights, wider kernels),
+the same with each agent's ops side by side (without `--vectorise`), and N
 anakin launches one after another, and prints agents per minute of wall
-clock (TensorFlow's start, tracing and compilation included) for both.
+clock (TensorFlow's start, tracing and compilation included) for each.
 
   python benchmarks/anakin.py [--level catch] [--frames 256000]
       [--repeats 3] [--solved 0.9]
@@ -86,9 +88,12 @@ def run_once(level: str, mode_flags: list[str], frames: int, solved: float,
           "solved_frames": solved_at[1] if solved_at else float("nan")}
 
 
-def agents_per_minute(level: str, agents: int, frames: int, together: bool,
+AGENT_WAYS = ("vectorised", "side by side", "one by one")
+
+
+def agents_per_minute(level: str, agents: int, frames: int, way: str,
                       workdir: str) -> float:
-  """N agents trained together or one by one; agents per wall-clock
+  """N agents trained in one of `AGENT_WAYS`; agents per wall-clock
   minute, from the first command's start to the last one's end."""
   import json  # pylint: disable=g-import-not-at-top
   base = tempfile.mkdtemp(dir=workdir)
@@ -96,11 +101,12 @@ def agents_per_minute(level: str, agents: int, frames: int, together: bool,
            f"--total_frames={frames}", f"--logdir={base}/seed{seed}"]
           for seed in range(agents)]
   start = time.time()
-  if together:
+  if way != "one by one":
     path = os.path.join(base, "runs.json")
     with open(path, "w") as f:
       json.dump(runs, f)
-    commands = [[sys.executable, "-m", "impala_tf.anakin.together", path]]
+    commands = [[sys.executable, "-m", "impala_tf.anakin.together",
+                 *(["--vectorise"] if way == "vectorised" else []), path]]
   else:
     commands = [[sys.executable, "-m", "impala_tf.launch", *run]
                 for run in runs]
@@ -126,17 +132,17 @@ def main():
     print(f"CPU: {cpu.read_cpu_info().describe()}; {args.agents} agents on "
           f"{args.level}, {args.frames:,} frames each; medians of "
           f"{args.repeats}, alternating", flush=True)
-    rates = {True: [], False: []}
+    rates = {way: [] for way in AGENT_WAYS}
     with tempfile.TemporaryDirectory() as workdir:
       for _ in range(args.repeats):
-        for together in (True, False):
-          rates[together].append(agents_per_minute(
-              args.level, args.agents, args.frames, together, workdir))
-          print(f"  {'together' if together else 'one by one'}: "
-                f"{rates[together][-1]:.2f} agents/min", flush=True)
-    together, alone = (statistics.median(rates[k]) for k in (True, False))
-    print(f"together {together:.2f} agents/min, one by one {alone:.2f}: "
-          f"{together / alone:.2f}x")
+        for way in AGENT_WAYS:
+          rates[way].append(agents_per_minute(
+              args.level, args.agents, args.frames, way, workdir))
+          print(f"  {way}: {rates[way][-1]:.2f} agents/min", flush=True)
+    medians = {way: statistics.median(rates[way]) for way in AGENT_WAYS}
+    alone = medians["one by one"]
+    print(", ".join(f"{way} {rate:.2f} agents/min ({rate / alone:.2f}x)"
+                    for way, rate in medians.items()))
     return
   solved = args.solved if args.solved is not None else (
       0.9 if args.level == "catch" else 475.0)

@@ -28,8 +28,15 @@ the first two layers' convolutions at the learner's batch both ways: one
 per agent, and one grouped convolution (the agents' filters side by side,
 one group each), the kernel a vectorised shallow network would call.
 
+With `--iterations` it times what runs trained together execute instead:
+whole anakin iterations (every agent's unroll and update, `--calls` per
+call of the compiled program), each agent's ops side by side against the
+agents vectorised (`impala_tf.anakin.vectorised`: stacked weights, one
+grouped convolution or batched matrix product per layer for all), and
+prints milliseconds per iteration and frames/s over all agents.
+
   python benchmarks/vectorised_agents.py [--networks mlp,shallow]
-      [--agents 1,4,8] [--repeats 5] [--calls 20] [--xla]
+      [--agents 1,4,8] [--repeats 5] [--calls 20] [--xla] [--iterations]
 """
 
 import argparse
@@ -116,7 +123,7 @@ def time_calls(call, calls: int) -> float:
   start = time.perf_counter()
   for _ in range(calls):
     result = call()
-  tf.nest.map_structure(lambda x: x.numpy(), result)
+  tf.nest.map_structure(np.asarray, result)
   return (time.perf_counter() - start) / calls * 1e3
 
 
@@ -175,6 +182,47 @@ def gradients_row(network: str, count: int, xla: bool, repeats: int,
   print(line)
 
 
+def iterations_row(network: str, count: int, xla: bool, repeats: int,
+                   calls: int) -> None:
+  """Whole anakin iterations (every agent's unroll and update), as
+  `impala_tf.anakin.together` runs them: each agent's ops side by side,
+  and vectorised (`impala_tf.anakin.vectorised`)."""
+  from impala_tf.anakin import together  # pylint: disable=g-import-not-at-top
+  from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
+  suite, levels = SUITES[network]
+  exp = experiment.build(suite, levels)
+  strategy = learner_lib.make_strategy(["/cpu:0"])
+  make = lambda seed=None: learner_lib.Learner(
+      exp.config, exp.make_network, exp.observation_spec, strategy=strategy,
+      xla_gradients=xla, seed=seed)
+  env = anakin.environment_for(exp)
+  batch = exp.config.batch_size
+  side = together._SideBySide([  # pylint: disable=protected-access
+      anakin.Anakin(env, make(seed), batch, seed=seed, xla=xla)
+      for seed in range(count)])
+  vec = vectorised.Vectorised(env, [make(seed) for seed in range(count)],
+                              make, batch, xla=xla)
+  carries = {"side": side.initial_carry(), "vec": vec.initial_carry()}
+  programs = {"side": side, "vec": vec}
+
+  def call(name):
+    def run():
+      outputs, carries[name] = programs[name].train(carries[name], calls)
+      return outputs
+    return run
+
+  for name in programs:
+    call(name)()  # Traced and compiled.
+  medians = alternate({name: call(name) for name in programs}, repeats, 1)
+  per = {name: ms / calls for name, ms in medians.items()}
+  frames = count * vec.frames_per_iteration
+  print(f"{network:8s} {count:2d} agents{' xla' if xla else ''}, whole "
+        f"iterations ({calls} per call): side by side {per['side']:7.1f} ms, "
+        f"vectorised {per['vec']:7.1f} ms per iteration: "
+        f"{per['side'] / per['vec']:.2f}x; {frames / per['side'] * 1e3:,.0f} "
+        f"and {frames / per['vec'] * 1e3:,.0f} frames/s over all agents")
+
+
 def convolutions_row(count: int, repeats: int, calls: int) -> None:
   """The shallow torso's two convolutions on Catch's learner batch."""
   exp = experiment.build("catch")
@@ -227,6 +275,9 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--calls", type=int, default=20)
   parser.add_argument("--xla", action="store_true")
+  parser.add_argument("--iterations", action="store_true",
+                      help="Time whole anakin iterations (unroll and update "
+                      "of every agent) side by side and vectorised instead.")
   args = parser.parse_args()
   names = args.networks.split(",")
   unknown = sorted(set(names) - set(SUITES))
@@ -239,8 +290,11 @@ def main():
   for network in names:
     for count in counts:
       for xla in ([False, True] if args.xla else [False]):
-        gradients_row(network, count, xla, args.repeats, args.calls)
-    if network == "shallow":
+        if args.iterations:
+          iterations_row(network, count, xla, args.repeats, args.calls)
+        else:
+          gradients_row(network, count, xla, args.repeats, args.calls)
+    if network == "shallow" and not args.iterations:
       for count in counts:
         convolutions_row(count, args.repeats, args.calls)
 

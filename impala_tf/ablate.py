@@ -34,7 +34,9 @@ With `--run_mode=anakin` (levels written in TensorFlow: catch, CartPole-v1)
 every run is an anakin run; `--together` then trains all unfinished runs of
 the grid in one process and one compiled program
 (`impala_tf.anakin.together`, its output in DIR/together/output.log),
-each still in its own run directory.
+each still in its own run directory; `--together --vectorise` stacks the
+agents' weights into wider kernels (runs that differ only in their seed:
+`impala_tf.anakin.vectorised`).
 """
 
 import csv
@@ -161,9 +163,10 @@ def command(point: GridPoint, output: str, suite: str, total_frames: int,
 
 
 def together_command(todo: Sequence[GridPoint], commands: dict,
-                     output: str) -> dict:
-  """{the "together" point: the command training `todo` in one program},
-  its runs' launch flags written to DIR/together.json (empty if none)."""
+                     output: str, vectorise: bool = False) -> dict:
+  """{the "together" point: the command training `todo` in one program
+  (`vectorise`: with the agents vectorised)}, its runs' launch flags
+  written to DIR/together.json (empty if none)."""
   import json  # pylint: disable=g-import-not-at-top
   if not todo:
     return {}
@@ -171,7 +174,7 @@ def together_command(todo: Sequence[GridPoint], commands: dict,
   with open(path, "w") as f:
     json.dump([commands[p][3:] for p in todo], f, indent=1)
   return {TogetherPoint(): [sys.executable, "-m", "impala_tf.anakin.together",
-                            path]}
+                            *(["--vectorise"] if vectorise else []), path]}
 
 
 def status(output: str, point: GridPoint) -> Optional[dict]:
@@ -455,6 +458,10 @@ def _define_flags():
                     "unfinished run in one compiled program "
                     "(impala_tf/anakin/together.py) instead of one process "
                     "each.")
+  flags.DEFINE_bool("vectorise", False, "With --together: the agents' "
+                    "weights stacked and each layer one wider kernel for all "
+                    "(impala_tf/anakin/vectorised.py): for runs that differ "
+                    "only in their seed (one variant, --seeds N).")
 
 
 def _resolve_levels(suite_name: str, levels: Sequence[str]) -> list[str]:
@@ -468,7 +475,7 @@ _SET_PER_RUN = ("--suite", "--levels", "--correction", "--replay_capacity",
 
 
 def _check_runs(commands, extra: Sequence[str], sweep: bool,
-                together: bool = False) -> None:
+                together: bool = False, vectorise: bool = False) -> None:
   """Refuses launch flags the grid sets per run, and resolves every run's
   plan as the launcher will (a bad flag or combination is one line now,
   not a failed run later)."""
@@ -486,6 +493,14 @@ def _check_runs(commands, extra: Sequence[str], sweep: bool,
       together_lib.check_together(plans)
     except ValueError as e:
       raise app.UsageError(f"--together: {e}") from None
+  if vectorise:
+    if not together:
+      raise app.UsageError("--vectorise goes with --together.")
+    from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
+    try:
+      vectorised.check_vectorisable([plan.experiment for plan in plans])
+    except ValueError as e:
+      raise app.UsageError(f"--vectorise: {e}") from None
 
 
 def main(argv):
@@ -520,7 +535,7 @@ def main(argv):
                          sets[p.draw] if p.draw is not None else None)
               for p in points}
   _check_runs(commands.values(), extra, sweep=bool(FLAGS.sweep),
-              together=FLAGS.together)
+              together=FLAGS.together, vectorise=FLAGS.vectorise)
   os.makedirs(output, exist_ok=True)
   if FLAGS.sweep:
     save_sweep(output, FLAGS.sweep, FLAGS.sweep_seed, sets)
@@ -528,7 +543,8 @@ def main(argv):
         f"in {output}, {FLAGS.parallel} at a time.", flush=True)
   points_to_run = points
   if FLAGS.together:
-    commands = together_command(unfinished(points, output), commands, output)
+    commands = together_command(unfinished(points, output), commands, output,
+                                vectorise=FLAGS.vectorise)
     points_to_run = list(commands)  # The one "together" run, or none.
   try:
     run_grid(points_to_run, commands, FLAGS.parallel, output,

@@ -308,14 +308,19 @@ class Learner:
                          epsilon=epsilon)
     return tf.constant(True)
 
-  def _pass_gradients(self, batch, variables, entropy_cost, anchor_logits):
+  def _pass_gradients(self, batch, variables, entropy_cost, anchor_logits,
+                      agents: Optional[int] = None):
     """One pass's gradient of the replica's `batch`, in parts of at most
     `learner_microbatch_size` trajectories; its logs; and its policy logits
     (time-major `[T, B, A]`). `anchor_logits` (of the same layout, or
-    None): the policy of the batch's first pass, for --ppo_clip."""
+    None): the policy of the batch's first pass, for --ppo_clip.
+    `agents`: the batch holds that many agents' trajectories, alternating
+    (`_part_gradients`); each part keeps every agent's share of it."""
     reduction = self.config.loss_reduction
     size = batch["reward"].shape[0]
-    parts = microbatch_parts(size, self.config.learner_microbatch_size)
+    group = agents or 1
+    parts = microbatch_parts(size // group,
+                             self.config.learner_microbatch_size)
     gradients, logs, logits = None, None, []
     for i in range(parts):
       begin, end = i * size // parts, (i + 1) * size // parts
@@ -329,7 +334,7 @@ class Learner:
       part_anchor = (None if anchor_logits is None
                      else anchor_logits[:, begin:end])
       part_gradients, part_logs, part_logits = self._gradients(
-          part, variables, entropy_cost, part_anchor)
+          part, variables, entropy_cost, part_anchor, agents)
       logits.append(part_logits)
       if gradients is None:
         gradients, logs = part_gradients, part_logs
@@ -347,11 +352,18 @@ class Learner:
     return gradients, logs, tf.concat(logits, axis=1)
 
   def _part_gradients(self, batch, variables, entropy_cost,
-                      anchor_logits=None):
+                      anchor_logits=None, agents: Optional[int] = None):
     """The loss gradient of `batch` (`[B, T+1, ...]`), its logs and its
     policy logits `[T, B, A]`. With --ppo_clip the policy gradient is the
     clipped surrogate against `anchor_logits` (`[T, B, A]`; None: these
-    logits themselves, the batch's first pass)."""
+    logits themselves, the batch's first pass).
+
+    `agents`: the batch is that many agents' trajectories, alternating
+    (agent `b % agents` owns trajectory b), and `variables` their weights
+    stacked `[agents, ...]`, which the network reads
+    (`impala_tf.anakin.vectorised`). Each agent's losses and logs are then
+    its own, `[agents]`; the gradient, that of their sum, is every agent's
+    own gradient in its slice."""
     config = self.config
     tm = trajectory.to_time_major(batch)
     inputs = networks.AgentInput(
@@ -399,20 +411,30 @@ class Learner:
       if ppo:
         pg_loss = losses.clipped_surrogate_loss(
             target_logits, anchor_logits, actions, pg_advantages,
-            config.ppo_clip, reduction)
+            config.ppo_clip, reduction, groups=agents)
       else:
         pg_loss = losses.policy_gradient_loss(
             target_logits, actions, pg_advantages, reduction,
-            epsilon=targets.log_prob_epsilon)
-      baseline_loss = losses.baseline_loss(targets.vs - values, reduction)
-      entropy_loss = losses.entropy_loss(target_logits, reduction)
+            epsilon=targets.log_prob_epsilon, groups=agents)
+      baseline_loss = losses.baseline_loss(targets.vs - values, reduction,
+                                           groups=agents)
+      entropy_loss = losses.entropy_loss(target_logits, reduction,
+                                         groups=agents)
       total_loss = (pg_loss + config.baseline_cost * baseline_loss +
                     entropy_cost * entropy_loss)
     logs = {"total_loss": total_loss, "pg_loss": pg_loss,
             "baseline_loss": baseline_loss, "entropy_loss": entropy_loss,
-            "mean_vs": tf.reduce_mean(targets.vs),
-            "mean_rho": tf.reduce_mean(tf.exp(targets.log_rhos))}
+            "mean_vs": _mean(targets.vs, agents),
+            "mean_rho": _mean(tf.exp(targets.log_rhos), agents)}
     return tape.gradient(total_loss, variables), logs, target_logits
+
+
+def _mean(x, agents: Optional[int] = None):
+  """The mean of `x` `[T, B]`, or each agent's `[agents]`
+  (`_part_gradients`)."""
+  if agents is None:
+    return tf.reduce_mean(x)
+  return tf.reduce_mean(tf.reshape(x, [-1, agents]), axis=0)
 
 
 def microbatch_parts(trajectories: int, max_size: int) -> int:

@@ -14,6 +14,8 @@ The paper sums over batch and time (App. D.1); `reduction="mean"` averages
 instead.
 """
 
+from typing import Optional
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -23,10 +25,20 @@ REDUCTIONS = presets.LOSS_REDUCTIONS
 REWARD_CLIPPING_MODES = presets.REWARD_CLIPPING_MODES
 
 
-def _reduce(x: tf.Tensor, reduction: str) -> tf.Tensor:
-  if reduction == "sum":
+def _reduce(x: tf.Tensor, reduction: str,
+            groups: Optional[int] = None) -> tf.Tensor:
+  """`x` `[T, B]` summed or averaged; with `groups`, separately for each of
+  `groups` agents whose trajectories alternate along B (agent `b % groups`
+  owns column b: `impala_tf.anakin.vectorised`), giving `[groups]`."""
+  if groups is not None:
+    x = tf.reshape(x, [-1, groups])
+    if reduction == "sum":
+      return tf.reduce_sum(x, axis=0)
+    if reduction == "mean":
+      return tf.reduce_mean(x, axis=0)
+  elif reduction == "sum":
     return tf.reduce_sum(x)
-  if reduction == "mean":
+  elif reduction == "mean":
     return tf.reduce_mean(x)
   raise ValueError(
       f"Unknown loss reduction {reduction!r}; expected one of {REDUCTIONS}.")
@@ -34,7 +46,8 @@ def _reduce(x: tf.Tensor, reduction: str) -> tf.Tensor:
 
 def policy_gradient_loss(policy_logits, actions, advantages,
                          reduction: str = "sum",
-                         epsilon: float = 0.0) -> tf.Tensor:
+                         epsilon: float = 0.0,
+                         groups: Optional[int] = None) -> tf.Tensor:
   """−Σ log π(a_t|x_t) · A_t for logits `[T, B, A]`, actions and advantages
   `[T, B]`. The advantages are treated as constants. With `epsilon` > 0 the
   log is of π(a_t|x_t) + ε (Sec. 5.2.2's ε-correction)."""
@@ -42,11 +55,12 @@ def policy_gradient_loss(policy_logits, actions, advantages,
       actions)
   if epsilon:
     log_prob = tf.math.log(tf.exp(log_prob) + epsilon)
-  return _reduce(-log_prob * tf.stop_gradient(advantages), reduction)
+  return _reduce(-log_prob * tf.stop_gradient(advantages), reduction, groups)
 
 
 def clipped_surrogate_loss(policy_logits, anchor_logits, actions, advantages,
-                           clip: float, reduction: str = "sum") -> tf.Tensor:
+                           clip: float, reduction: str = "sum",
+                           groups: Optional[int] = None) -> tf.Tensor:
   """PPO's clipped surrogate, −Σ min(r_t A_t, clip(r_t, 1−ε, 1+ε) A_t),
   with r_t = π(a_t|x_t) / π_anchor(a_t|x_t), for logits `[T, B, A]`
   (`anchor_logits` and the advantages are constants), actions and
@@ -64,7 +78,7 @@ def clipped_surrogate_loss(policy_logits, anchor_logits, actions, advantages,
   surrogate = tf.minimum(
       ratio * advantages,
       tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages)
-  return _reduce(-surrogate, reduction)
+  return _reduce(-surrogate, reduction, groups)
 
 
 def normalize_advantages(advantages, epsilon: float = 1e-8) -> tf.Tensor:
@@ -76,15 +90,17 @@ def normalize_advantages(advantages, epsilon: float = 1e-8) -> tf.Tensor:
   return (advantages - mean) / (tf.sqrt(variance) + epsilon)
 
 
-def baseline_loss(advantages, reduction: str = "sum") -> tf.Tensor:
+def baseline_loss(advantages, reduction: str = "sum",
+                  groups: Optional[int] = None) -> tf.Tensor:
   """½ Σ (v_t − V(x_t))² given `advantages = v_t − V(x_t)` `[T, B]`."""
-  return _reduce(0.5 * tf.square(advantages), reduction)
+  return _reduce(0.5 * tf.square(advantages), reduction, groups)
 
 
-def entropy_loss(policy_logits, reduction: str = "sum") -> tf.Tensor:
+def entropy_loss(policy_logits, reduction: str = "sum",
+                 groups: Optional[int] = None) -> tf.Tensor:
   """−Σ H(π(·|x_t)) for logits `[T, B, A]`."""
   entropy = tfp.distributions.Categorical(logits=policy_logits).entropy()
-  return _reduce(-entropy, reduction)
+  return _reduce(-entropy, reduction, groups)
 
 
 def clip_rewards(rewards, mode: str) -> tf.Tensor:

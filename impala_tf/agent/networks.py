@@ -77,7 +77,12 @@ def _as_floats(values, dtype=tf.float32):
 def _apply(layer, x):
   """`layer` (a built `snt.Conv2D` or `snt.Linear`) on `x`, computed in
   `x`'s dtype: float32 is the layer's own call; otherwise its float32
-  variables are cast to that dtype where they are used."""
+  variables are cast to that dtype where they are used. Weights read as
+  several agents' stacked (`reading`) go to `_apply_stacked`."""
+  w = getattr(layer, "w", None)  # None until the first call builds it.
+  if w is not None and w.shape.rank == (
+      3 if isinstance(layer, snt.Linear) else 5):
+    return _apply_stacked(layer, x)
   if x.dtype == tf.float32:
     return layer(x)
   w = tf.cast(layer.w, x.dtype)
@@ -91,6 +96,40 @@ def _apply(layer, x):
     raise ValueError(f"{layer.name}: padding functions are not supported "
                      "below float32.")
   return tf.nn.bias_add(y, tf.cast(layer.b, x.dtype)) if layer.with_bias else y
+
+def _apply_stacked(layer, x):
+  """`layer` with its weights stacked over agents (`[agents, ...]`, read
+  through `reading`) on `x` `[N·agents, ...]` whose rows alternate over
+  the agents (row r is agent `r % agents`'s): every agent's layer on its
+  own rows in one kernel, a batched matrix product for a linear layer and
+  a grouped convolution (one group per agent) for a convolution."""
+  w = tf.cast(layer.w, x.dtype)
+  agents, out = w.shape[0], w.shape[-1]
+  if isinstance(layer, snt.Linear):
+    y = tf.einsum("nai,aio->nao", tf.reshape(x, [-1, agents, w.shape[1]]), w)
+  else:
+    if layer.padding_func is not None or layer.data_format != "NHWC":
+      raise ValueError(f"{layer.name}: stacked weights take NHWC "
+                       "convolutions with a padding string.")
+    channels = w.shape[3]
+    size = tf.shape(x)[1:3]
+    grouped = tf.reshape(
+        tf.transpose(tf.reshape(x, tf.concat([[-1, agents], size,
+                                              [channels]], 0)),
+                     [0, 2, 3, 1, 4]),
+        tf.concat([[-1], size, [agents * channels]], 0))
+    filters = tf.reshape(tf.transpose(w, [1, 2, 3, 0, 4]),
+                         [*w.shape[1:3], channels, agents * out])
+    y = tf.nn.convolution(grouped, filters, strides=layer.stride,
+                          padding=layer.conv_padding, dilations=layer.rate)
+    size = tf.shape(y)[1:3]
+    y = tf.transpose(tf.reshape(y, tf.concat([[-1], size, [agents, out]], 0)),
+                     [0, 3, 1, 2, 4])
+  if layer.with_bias:
+    b = tf.cast(layer.b, x.dtype)
+    y += tf.reshape(b, [agents] + [1] * (y.shape.rank - 3) + [out])
+  return tf.reshape(y, tf.concat([[-1], tf.shape(y)[2:]], 0))
+
 
 AgentInput = collections.namedtuple(
     "AgentInput", ["prev_action", "reward", "done", "observation"])
@@ -294,8 +333,8 @@ class ImpalaNetwork(snt.Module):
       core_out, state = self._unroll_core(features, done, state)
       features = tf.reshape(core_out, [-1, CORE_SIZE])
 
-    logits = self._policy(features)
-    baseline = tf.squeeze(self._baseline(features), axis=-1)
+    logits = _apply(self._policy, features)
+    baseline = tf.squeeze(_apply(self._baseline, features), axis=-1)
     outputs = AgentOutput(
         policy_logits=tf.reshape(
             logits, tf.concat([time_batch, [self.num_actions]], 0)),

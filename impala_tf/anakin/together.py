@@ -1,7 +1,7 @@
 r"""Several anakin runs trained in one compiled program: many seeds (or
 hyperparameter settings) of an ablation at once.
 
-  python -m impala_tf.anakin.together RUNS.json
+  python -m impala_tf.anakin.together [--vectorise] RUNS.json
 
 RUNS.json is a list of launch command lines (each a list of `python -m
 impala_tf.launch` flags, every one with `--run_mode=anakin` and its own
@@ -32,6 +32,10 @@ import threading
 import time
 from typing import Callable, Sequence
 
+import tensorflow as tf
+
+from impala_tf import anakin
+
 
 class _Member:
   """One agent's update source inside a `Together` call (no queue)."""
@@ -49,64 +53,55 @@ class _Member:
 
 
 def train_together(plans: Sequence, *, stop: threading.Event,
-                   log: Callable[[str], None] = print) -> list:
+                   log: Callable[[str], None] = print,
+                   vectorise: bool = False) -> list:
   """Trains every plan (role "anakin") together until their common frame
   budget is spent or `stop` is set; returns each run's
-  `learner_loop.TrainingResult` (None for one that failed)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from impala_tf import anakin  # pylint: disable=g-import-not-at-top
+  `learner_loop.TrainingResult` (None for one that failed).
+
+  `vectorise`: the agents' weights stacked and every layer one wider
+  kernel for all (`anakin.vectorised`; runs that differ only in their
+  seed); otherwise each agent's ops side by side."""
   from impala_tf import learner_loop  # pylint: disable=g-import-not-at-top
   from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
   check_together(plans)
   # Every agent on the first device (one logical CPU device per agent in
   # turn was no faster on 2 cores: docs/benchmarks.md).
   strategy = learner_lib.make_strategy(anakin.devices(1)[:1])
-  trainers, loops = [], []
+  learners, loops = [], []
   for plan in plans:
     exp = plan.experiment
     name = _name(plan)
-    learner = learner_lib.Learner(exp.config, exp.make_network,
-                                  exp.observation_spec, strategy=strategy,
-                                  xla_gradients=plan.anakin.xla,
-                                  seed=plan.seed)
-    trainers.append(anakin.Anakin(
-        anakin.environment_for(exp), learner,
-        exp.config.batch_size, seed=plan.seed, xla=plan.anakin.xla))
+    learners.append(learner_lib.Learner(
+        exp.config, exp.make_network, exp.observation_spec,
+        strategy=strategy, xla_gradients=plan.anakin.xla, seed=plan.seed))
     loops.append(learner_loop.make_loop(
-        exp, learner, _Member(), logdir=plan.logdir,
+        exp, learners[-1], _Member(), logdir=plan.logdir,
         log_interval_s=plan.loop.log_interval_s,
         checkpoint_interval_s=plan.loop.checkpoint_interval_s, stop=stop,
         log=lambda line, name=name: log(f"[{name}] {line}"),
         max_nonfinite_updates=plan.loop.max_nonfinite_updates))
-
-  def iteration(carries):
-    outputs = [trainer._iteration(carry)  # pylint: disable=protected-access
-               for trainer, carry in zip(trainers, carries)]
-    return ([logs_and_returns for logs_and_returns, _ in outputs],
-            [carry for _, carry in outputs])
-
-  # Every agent's updates in one `tf.while_loop` (one replica each): one
-  # trace for every count.
-  program = tf.function(
-      lambda carries, count: anakin.loop(iteration, carries, count))
+  program = (_vectorised if vectorise else _side_by_side)(plans, learners,
+                                                          strategy)
   total = plans[0].experiment.config.total_frames
-  per_iteration = trainers[0].frames_per_iteration
   iterations = plans[0].anakin.iterations
   active = list(range(len(plans)))
   try:
     for loop in loops:
       loop.begin()
-    carries = [trainer.initial_carry() for trainer in trainers]
-    log(f"Together: {len(plans)} agents in one compiled program, "
-        f"{iterations} updates each per call.")
+    carries = program.initial_carry()
+    log(f"Together: {len(plans)} agents in one compiled program"
+        f"{', vectorised' if vectorise else ''}, {iterations} updates each "
+        "per call.")
     first = True
     while active and not stop.is_set():
       left = total - loops[active[0]].num_frames
       if left <= 0:
         break
-      count = anakin.updates_per_call(left, iterations, per_iteration)
+      count = anakin.updates_per_call(left, iterations,
+                                      program.frames_per_iteration)
       start = time.time()
-      outputs, carries = program(carries, tf.constant(count))
+      outputs, carries = program.train(carries, count)
       if first:
         log(f"Together: traced, compiled and ran the first {count} updates "
             f"of every agent in {time.time() - start:.1f} s.")
@@ -130,6 +125,52 @@ def train_together(plans: Sequence, *, stop: threading.Event,
     for index in active:
       _finish(loops[index], plans[index], log)
   return [loop.result() if loop.error is None else None for loop in loops]
+
+
+class _SideBySide:
+  """Every agent's ops side by side in one `tf.while_loop` (one replica
+  each): one trace for every count."""
+
+  def __init__(self, trainers):
+    self.trainers = trainers
+    self.frames_per_iteration = trainers[0].frames_per_iteration
+
+    def iteration(carries):
+      outputs = [trainer._iteration(carry)  # pylint: disable=protected-access
+                 for trainer, carry in zip(trainers, carries)]
+      return ([logs_and_returns for logs_and_returns, _ in outputs],
+              [carry for _, carry in outputs])
+
+    self._program = tf.function(
+        lambda carries, count: anakin.loop(iteration, carries, count))
+
+  def initial_carry(self):
+    return [trainer.initial_carry() for trainer in self.trainers]
+
+  def train(self, carries, count: int):
+    return self._program(carries, tf.constant(count))
+
+
+def _side_by_side(plans, learners, strategy):
+  del strategy
+  return _SideBySide([
+      anakin.Anakin(anakin.environment_for(plan.experiment), learner,
+                    plan.experiment.config.batch_size, seed=plan.seed,
+                    xla=plan.anakin.xla)
+      for plan, learner in zip(plans, learners)])
+
+
+def _vectorised(plans, learners, strategy):
+  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+  from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
+  exp, first = plans[0].experiment, plans[0]
+  vectorised.check_vectorisable([plan.experiment for plan in plans])
+  return vectorised.Vectorised(
+      anakin.environment_for(exp), learners,
+      lambda: learner_lib.Learner(exp.config, exp.make_network,
+                                  exp.observation_spec, strategy=strategy,
+                                  xla_gradients=first.anakin.xla),
+      exp.config.batch_size, seed=first.seed, xla=first.anakin.xla)
 
 
 def _name(plan) -> str:
@@ -164,9 +205,20 @@ def check_together(plans: Sequence) -> None:
     raise ValueError("Runs trained together need a --logdir each.")
 
 
+def define_flags() -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_bool(
+      "vectorise", False, "Stack the agents' weights and run each layer as "
+      "one wider kernel for all of them (runs that differ only in their "
+      "seed; feed-forward networks, RMSProp): impala_tf/anakin/vectorised.py."
+      " Otherwise each agent's ops run side by side.")
+
+
 def main(argv: Sequence[str]) -> int:
-  """`python -m impala_tf.anakin.together RUNS.json` (module docstring)."""
+  """`python -m impala_tf.anakin.together [--vectorise] RUNS.json` (module
+  docstring)."""
   from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   from impala_tf import launch_flags  # pylint: disable=g-import-not-at-top
   from impala_tf.config import plan as plan_lib  # pylint: disable=g-import-not-at-top
   from impala_tf.records import run_lock  # pylint: disable=g-import-not-at-top
@@ -186,8 +238,12 @@ def main(argv: Sequence[str]) -> int:
                          "launch flags.")
   plans = [launch_flags.plan_from_argv(["impala_tf.launch", *command],
                                        environ={}) for command in commands]
+  vectorise = flags.FLAGS.vectorise
   try:
     check_together(plans)
+    if vectorise:
+      from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
+      vectorised.check_vectorisable([plan.experiment for plan in plans])
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   for plan in plans:
@@ -205,7 +261,8 @@ def main(argv: Sequence[str]) -> int:
     tf_startup.set_log_level(plans[0].tf_log_level)
     stop = threading.Event()
     common.stop_on_signals(stop)
-    results = train_together(plans, stop=stop, log=common.log)
+    results = train_together(plans, stop=stop, log=common.log,
+                             vectorise=vectorise)
   finally:
     for lock in locks:
       lock.release()
@@ -214,4 +271,4 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
   from impala_tf import cli  # pylint: disable=g-import-not-at-top
-  cli.run("anakin.together", main)
+  cli.run("anakin.together", main, define_flags=define_flags)

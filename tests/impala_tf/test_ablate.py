@@ -195,3 +195,34 @@ def test_a_sweep_shares_its_draws_across_variants_and_reports_the_best_3(
   assert float(rows["none"]["best3_of_draws"]) == pytest.approx(
       (1.0 + 1.0 + 2.5) / 3)
   assert "(best 3 of 4 draws: 5.00)" in markdown
+
+
+@pytest.mark.slow
+def test_seeds_of_an_anakin_grid_train_vectorised_in_one_program(tmp_path):
+  args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
+          "--variants=vtrace", "--replay=off", "--seeds=2",
+          "--total_frames=10240", f"--output={tmp_path}",
+          "--run_mode=anakin", "--together", "--vectorise"]
+  done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 0, done.stdout + done.stderr
+  output = (tmp_path / "together" / "output.log").read_text()
+  assert "2 agents in one compiled program, vectorised" in output, output
+  rows = list(csv.DictReader((tmp_path / "table.csv").open()))
+  assert len(rows) == 1 and rows[0]["runs"] == "2"
+  for seed in (0, 1):
+    run = tmp_path / "catch" / f"replay_off-lag_none-vtrace-seed_{seed}"
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "completed" and result["num_frames"] == 10_240
+
+
+def test_vectorise_refuses_a_grid_whose_runs_differ_in_more_than_a_seed(
+    tmp_path):
+  args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
+          "--variants=vtrace,none", "--replay=off", "--seeds=1",
+          "--total_frames=10240", f"--output={tmp_path}",
+          "--run_mode=anakin", "--together", "--vectorise"]
+  done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  assert done.returncode == 2, done.stdout + done.stderr
+  assert ("--vectorise: Vectorised agents differ only in their seed; these "
+          "runs also differ in correction") in done.stderr, done.stderr
+  assert not list(tmp_path.glob("catch/*/result.json"))

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from impala_tf import anakin
 from impala_tf.agent import learner as learner_lib
+from impala_tf.agent import networks
 from impala_tf.agent import trajectory
 from impala_tf.config import experiment
 from impala_tf.config import plan as plan_lib
@@ -252,3 +253,119 @@ def test_runs_that_cannot_share_a_program_are_refused(tmp_path):
   with pytest.raises(ValueError, match="need --run_mode=anakin"):
     together.check_together(_plans(tmp_path, []) + [
         plan_lib.resolve({"suite": "catch", "logdir": "x"}, {})])
+
+
+def _vectorised(agents, xla=False, **overrides):
+  """`agents` Catch learners (seeds 0..agents-1) and their vectorised
+  trainer."""
+  from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
+  exp = experiment.build("catch")
+  config = exp.config.replace(**overrides)
+  make = lambda seed=None: learner_lib.Learner(
+      config, exp.make_network, exp.observation_spec,
+      strategy=learner_lib.make_strategy(["/cpu:0"]), xla_gradients=xla,
+      seed=seed)
+  learners = [make(seed) for seed in range(agents)]
+  return learners, vectorised.Vectorised(
+      catch.Catch(), learners, make, config.batch_size, seed=0, xla=xla)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"passes_per_batch": 2,
+                                            "ppo_clip": 0.2,
+                                            "max_grad_norm": 0.5}],
+                         ids=["paper", "two_passes_clipped"])
+def test_vectorised_agents_make_each_agents_own_update(overrides):
+  """Stacked weights, wider kernels: every agent's acting, losses, clip
+  and RMSProp step are the ones its own learner makes of its own
+  trajectories (which alternate in the vectorised batch)."""
+  learners, vec = _vectorised(3, **overrides)
+  carry = vec.initial_carry()
+  vec._load()  # pylint: disable=protected-access
+  with networks.reading(vec.template.network, vec.variables):
+    batch, _ = vec.trainer._unroll(carry)  # pylint: disable=protected-access
+  assert batch["reward"].shape[0] == 3 * 32
+  own_batches = [tf.nest.map_structure(lambda x, a=a: x[a::3], batch)
+                 for a in range(3)]
+  # Acting: each agent's behaviour logits are its own network's.
+  for learner, own in zip(learners, own_batches):
+    inputs = networks.AgentInput(
+        prev_action=tf.transpose(own["prev_action"]),
+        reward=tf.transpose(own["reward"]), done=tf.transpose(own["done"]),
+        observation={"frame": tf.transpose(own["frame"], [1, 0, 2, 3, 4])})
+    outputs, _ = learner.network.unroll(inputs, ())
+    np.testing.assert_allclose(
+        tf.transpose(outputs.policy_logits, [1, 0, 2]),
+        own["behaviour_logits"], rtol=1e-5, atol=1e-5)
+  step = tf.function(vec._step)  # pylint: disable=protected-access
+  learning_rate = vec.template.learning_rate(0)
+  logs = {k: v.numpy() for k, v in step(batch, learning_rate).items()}
+  for agent, (learner, own) in enumerate(zip(learners, own_batches)):
+    expected = learner.update(own)
+    for name in ("total_loss", "pg_loss", "baseline_loss", "entropy_loss",
+                 "grad_norm", "mean_vs"):
+      np.testing.assert_allclose(logs[name][agent], expected[name],
+                                 rtol=2e-4, atol=1e-5, err_msg=name)
+    assert logs["applied"][agent] and logs["finite"][agent]
+    for stacked, own_variable in zip(vec.variables, learner.variables):
+      np.testing.assert_allclose(stacked[agent].numpy(), own_variable.numpy(),
+                                 rtol=1e-4, atol=1e-6,
+                                 err_msg=own_variable.name)
+    for stacked, own_slot in zip(vec.optimizer.variables,
+                                 learner.optimizer.variables):
+      np.testing.assert_allclose(stacked[agent].numpy(), own_slot.numpy(),
+                                 rtol=1e-4, atol=1e-7)
+  # The agents started from different weights (their seeds).
+  assert not np.allclose(vec.variables[0][0], vec.variables[0][1])
+
+
+def test_a_vectorised_agent_whose_update_is_not_finite_keeps_its_weights():
+  learners, vec = _vectorised(2)
+  carry = vec.initial_carry()
+  vec._load()  # pylint: disable=protected-access
+  with networks.reading(vec.template.network, vec.variables):
+    batch, _ = vec.trainer._unroll(carry)  # pylint: disable=protected-access
+  # Agent 1's rewards (odd trajectories) made NaN.
+  reward = batch["reward"].numpy()
+  reward[1::2, 1] = np.nan
+  batch = dict(batch, reward=tf.constant(reward))
+  before = [v.numpy() for v in vec.variables + list(vec.optimizer.variables)]
+  logs = tf.function(vec._step)(batch, vec.template.learning_rate(0))  # pylint: disable=protected-access
+  assert logs["finite"].numpy().tolist() == [True, False]
+  assert logs["applied"].numpy().tolist() == [True, False]
+  after = [v.numpy() for v in vec.variables + list(vec.optimizer.variables)]
+  assert all(np.array_equal(b[1], a[1]) for b, a in zip(before, after))
+  assert not all(np.array_equal(b[0], a[0]) for b, a in zip(before, after))
+  del learners
+
+
+@pytest.mark.slow
+def test_vectorised_agents_learn_catch_in_their_own_directories(tmp_path):
+  import threading  # pylint: disable=g-import-not-at-top
+  from impala_tf.anakin import together  # pylint: disable=g-import-not-at-top
+  plans = _plans(tmp_path, ["--seed=0"], ["--seed=1"])
+  lines = []
+  results = together.train_together(plans, stop=threading.Event(),
+                                    log=lines.append, vectorise=True)
+  assert any("2 agents in one compiled program, vectorised" in line
+             for line in lines), lines
+  for i, result in enumerate(results):
+    assert result.num_frames == 128_000 and result.num_updates == 200
+    assert result.mean_returns["catch"] >= 0.9, result
+    run = tmp_path / f"run{i}"
+    record = json.loads((run / "result.json").read_text())
+    assert record["status"] == "completed"
+    assert (run / "saved_model").is_dir() and (run / "checkpoints").is_dir()
+    assert any(line.startswith(f"[run{i}] Done: 128,000 frames, 200 updates")
+               for line in lines), lines
+
+
+def test_runs_that_cannot_be_vectorised_are_refused(tmp_path):
+  from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
+  plans = _plans(tmp_path, ["--seed=0"], ["--seed=1", "--entropy_cost=0.02"])
+  with pytest.raises(ValueError, match="differ only in their seed; these "
+                     "runs also differ in entropy_cost"):
+    vectorised.check_vectorisable([p.experiment for p in plans])
+  plans = _plans(tmp_path, ["--use_lstm"], ["--use_lstm"])
+  with pytest.raises(ValueError, match="feed-forward networks trained with "
+                     r"RMSProp; these runs have an LSTM core"):
+    vectorised.check_vectorisable([p.experiment for p in plans])
