@@ -97,6 +97,7 @@ def _apply(layer, x):
                      "below float32.")
   return tf.nn.bias_add(y, tf.cast(layer.b, x.dtype)) if layer.with_bias else y
 
+
 def _apply_stacked(layer, x):
   """`layer` with its weights stacked over agents (`[agents, ...]`, read
   through `reading`) on `x` `[N·agents, ...]` whose rows alternate over
@@ -361,7 +362,7 @@ class ImpalaNetwork(snt.Module):
       x_t, done_t = elems
       keep = 1.0 - tf.cast(done_t, tf.float32)[:, tf.newaxis]
       prev_state = tf.nest.map_structure(lambda s: s * keep, prev_state)
-      return self._core(x_t, prev_state)
+      return _core_step(self._core, x_t, prev_state)
 
     batch_size = tf.shape(features)[1]
     outputs, states = tf.scan(
@@ -369,6 +370,25 @@ class ImpalaNetwork(snt.Module):
         initializer=(tf.zeros([batch_size, CORE_SIZE]), state))
     final_state = tf.nest.map_structure(lambda s: s[-1], states)
     return outputs, final_state
+
+
+def _core_step(core: snt.LSTM, x, state):
+  """One step of `core` on `x` `[B, F]`; with its weights stacked over
+  agents (`reading`, rows alternating as in `_apply_stacked`), Sonnet's
+  LSTM step (`snt.LSTM`, no projection) for every agent's rows with its
+  own weights."""
+  w_i = getattr(core, "input_to_hidden", None)  # None until first built.
+  if w_i is None or w_i.shape.rank == 2:
+    return core(x, state)
+  agents = w_i.shape[0]
+  per_agent = lambda t: tf.reshape(t, [-1, agents, t.shape[-1]])
+  gates = (tf.einsum("naf,afg->nag", per_agent(x), w_i) +
+           tf.einsum("nah,ahg->nag", per_agent(state.hidden),
+                     core.hidden_to_hidden) + core.b)
+  i, f, g, o = tf.split(tf.reshape(gates, [-1, gates.shape[-1]]), 4, axis=1)
+  cell = tf.sigmoid(f) * state.cell + tf.sigmoid(i) * tf.tanh(g)
+  hidden = tf.sigmoid(o) * tf.tanh(cell)
+  return hidden, snt.LSTMState(hidden=hidden, cell=cell)
 
 
 def reading(network: snt.Module, weights: Sequence[tf.Tensor]):

@@ -15,15 +15,19 @@ exported policy). One `tf.function` steps and updates every agent
 one TensorFlow start, one trace, and TensorFlow's executor runs the
 agents' independent ops side by side on the machine's cores.
 
-The agents are not vectorised into one set of wider kernels (as `jax.vmap`
-would do): each agent keeps its own ops (docs/benchmarks.md measures what
-running them together gains over one after another). TensorFlow's map
-over stacked weights (`tf.vectorized_map`, benchmarks/vectorised_agents.py)
-refuses a convolution with one filter per agent, and where it does
-vectorise, the MLP, it is slower on 2 cores of an AVX2-only AMD EPYC
-than these agents side by side under XLA. They share the frame budget and
-the frames of an update (runs differing in these are refused); a run that
-ends early (diverged) stops being recorded while the others go on.
+By default each agent keeps its own ops, side by side in the program
+(docs/benchmarks.md measures what that gains over one run after another).
+With `--vectorise` (runs that differ only in their seed) the agents are
+vectorised into one set of wider kernels, as `jax.vmap` would do:
+their weights stacked, one grouped convolution or batched matrix product
+per layer for all (`anakin.vectorised`; TensorFlow's own map over stacked
+weights, `tf.vectorized_map`, refuses a convolution with one filter per
+agent: benchmarks/vectorised_agents.py). On 2 CPU cores that is slower
+than side by side (docs/benchmarks.md); it is meant for accelerators,
+where each kernel's launch costs more than its arithmetic. The runs share
+the frame budget and the frames of an update (runs differing in these are
+refused); a run that ends early (diverged) stops being recorded while the
+others go on.
 """
 
 import json
@@ -210,8 +214,8 @@ def define_flags() -> None:
   flags.DEFINE_bool(
       "vectorise", False, "Stack the agents' weights and run each layer as "
       "one wider kernel for all of them (runs that differ only in their "
-      "seed; feed-forward networks, RMSProp): impala_tf/anakin/vectorised.py."
-      " Otherwise each agent's ops run side by side.")
+      "seed, trained with RMSProp): impala_tf/anakin/vectorised.py. "
+      "Otherwise each agent's ops run side by side.")
 
 
 def main(argv: Sequence[str]) -> int:

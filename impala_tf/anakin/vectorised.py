@@ -22,13 +22,13 @@ their counters. The agents draw their environments and actions from one
 stream (the first run's seed, a stream per environment); their first
 weights follow their own seeds.
 
-Feed-forward networks only (an LSTM's weights are read inside Sonnet's own
-cell), RMSProp (Adam's step count is one per agent) and one replica; runs
-whose settings differ in anything but the seed train side by side instead
-(`together.train_together` without `vectorise`). On 2 CPU cores the wider
-kernels are slower than the agents side by side (docs/benchmarks.md); on
-an accelerator, where a kernel's launch costs more than its arithmetic,
-they are the way to many seeds.
+Networks without an instruction encoder (DMLab's, whose levels have no
+TensorFlow version), RMSProp (Adam's step count is one per agent) and one
+replica; runs whose settings differ in anything but the seed train side by
+side instead (`together.train_together` without `vectorise`). On 2 CPU
+cores the wider kernels are slower than the agents side by side
+(docs/benchmarks.md); on an accelerator, where a kernel's launch costs
+more than its arithmetic, they are the way to many seeds.
 """
 
 import dataclasses
@@ -60,15 +60,15 @@ def check_vectorisable(experiments: Sequence) -> None:
         f"differ in {', '.join(differ)} (train them side by side: without "
         "--vectorise).")
   refused = [reason for reason, present in (
-      ("an LSTM core (--use_lstm)", config.use_lstm),
       ("an instruction encoder", config.use_instruction),
       (f"the {config.optimizer} optimiser (RMSProp only)",
        config.optimizer != "rmsprop"),
       ("--normalize_advantages (over the whole batch)",
        config.normalize_advantages)) if present]
   if refused:
-    raise ValueError("Vectorised agents take feed-forward networks trained "
-                     f"with RMSProp; these runs have {'; '.join(refused)}.")
+    raise ValueError("Vectorised agents take networks without an "
+                     "instruction encoder, trained with RMSProp; these runs "
+                     f"have {'; '.join(refused)}.")
 
 
 class Vectorised:

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import sonnet as snt
 import tensorflow as tf
 
 from impala_tf import anakin
@@ -272,8 +273,9 @@ def _vectorised(agents, xla=False, **overrides):
 
 @pytest.mark.parametrize("overrides", [{}, {"passes_per_batch": 2,
                                             "ppo_clip": 0.2,
-                                            "max_grad_norm": 0.5}],
-                         ids=["paper", "two_passes_clipped"])
+                                            "max_grad_norm": 0.5},
+                                       {"use_lstm": True}],
+                         ids=["paper", "two_passes_clipped", "lstm"])
 def test_vectorised_agents_make_each_agents_own_update(overrides):
   """Stacked weights, wider kernels: every agent's acting, losses, clip
   and RMSProp step are the ones its own learner makes of its own
@@ -292,7 +294,10 @@ def test_vectorised_agents_make_each_agents_own_update(overrides):
         prev_action=tf.transpose(own["prev_action"]),
         reward=tf.transpose(own["reward"]), done=tf.transpose(own["done"]),
         observation={"frame": tf.transpose(own["frame"], [1, 0, 2, 3, 4])})
-    outputs, _ = learner.network.unroll(inputs, ())
+    state = (snt.LSTMState(hidden=own["core_state_h"],
+                           cell=own["core_state_c"])
+             if "core_state_h" in own else ())
+    outputs, _ = learner.network.unroll(inputs, state)
     np.testing.assert_allclose(
         tf.transpose(outputs.policy_logits, [1, 0, 2]),
         own["behaviour_logits"], rtol=1e-5, atol=1e-5)
@@ -365,7 +370,7 @@ def test_runs_that_cannot_be_vectorised_are_refused(tmp_path):
   with pytest.raises(ValueError, match="differ only in their seed; these "
                      "runs also differ in entropy_cost"):
     vectorised.check_vectorisable([p.experiment for p in plans])
-  plans = _plans(tmp_path, ["--use_lstm"], ["--use_lstm"])
-  with pytest.raises(ValueError, match="feed-forward networks trained with "
-                     r"RMSProp; these runs have an LSTM core"):
+  plans = _plans(tmp_path, ["--optimizer=adam"], ["--optimizer=adam"])
+  with pytest.raises(ValueError, match="trained with RMSProp; these runs "
+                     "have the adam optimiser"):
     vectorised.check_vectorisable([p.experiment for p in plans])
