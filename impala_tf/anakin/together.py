@@ -87,6 +87,12 @@ def train_together(plans: Sequence, *, stop: threading.Event,
         max_nonfinite_updates=plan.loop.max_nonfinite_updates))
   program = (_vectorised if vectorise else _side_by_side)(plans, learners,
                                                           strategy)
+  config = plans[0].experiment.config
+  if (vectorise and plans[0].anakin.xla and config.torso != "mlp" and
+      not tf.config.list_physical_devices("GPU")):
+    log("Together: XLA's grouped convolutions on a CPU ran 14x to 28x "
+        "slower than the agents side by side (docs/benchmarks.md); "
+        "without --vectorise they run side by side.")
   total = plans[0].experiment.config.total_frames
   iterations = plans[0].anakin.iterations
   active = list(range(len(plans)))

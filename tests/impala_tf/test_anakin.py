@@ -353,6 +353,10 @@ def test_vectorised_agents_learn_catch_in_their_own_directories(tmp_path):
                                     log=lines.append, vectorise=True)
   assert any("2 agents in one compiled program, vectorised" in line
              for line in lines), lines
+  # On a CPU, with XLA and a convolutional torso, the run says what that
+  # costs (docs/benchmarks.md).
+  assert any("XLA's grouped convolutions on a CPU" in line
+             for line in lines), lines
   for i, result in enumerate(results):
     assert result.num_frames == 128_000 and result.num_updates == 200
     assert result.mean_returns["catch"] >= 0.9, result
