@@ -197,13 +197,19 @@ def test_a_sweep_shares_its_draws_across_variants_and_reports_the_best_3(
   assert "(best 3 of 4 draws: 5.00)" in markdown
 
 
-@pytest.mark.slow
-def test_seeds_of_an_anakin_grid_train_vectorised_in_one_program(tmp_path):
+def _vectorised_grid(tmp_path, variants: str, seeds: int):
+  """An anakin Catch grid trained together with `--vectorise`: the
+  finished process."""
   args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
-          "--variants=vtrace", "--replay=off", "--seeds=2",
+          f"--variants={variants}", "--replay=off", f"--seeds={seeds}",
           "--total_frames=10240", f"--output={tmp_path}",
           "--run_mode=anakin", "--together", "--vectorise"]
-  done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  return subprocess.run(args, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_seeds_of_an_anakin_grid_train_vectorised_in_one_program(tmp_path):
+  done = _vectorised_grid(tmp_path, "vtrace", seeds=2)
   assert done.returncode == 0, done.stdout + done.stderr
   output = (tmp_path / "together" / "output.log").read_text()
   assert "2 agents in one compiled program, vectorised" in output, output
@@ -217,11 +223,7 @@ def test_seeds_of_an_anakin_grid_train_vectorised_in_one_program(tmp_path):
 
 def test_vectorise_refuses_a_grid_whose_runs_differ_in_more_than_a_seed(
     tmp_path):
-  args = [sys.executable, "-m", "impala_tf.ablate", "--suite=catch",
-          "--variants=vtrace,none", "--replay=off", "--seeds=1",
-          "--total_frames=10240", f"--output={tmp_path}",
-          "--run_mode=anakin", "--together", "--vectorise"]
-  done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+  done = _vectorised_grid(tmp_path, "vtrace,none", seeds=1)
   assert done.returncode == 2, done.stdout + done.stderr
   assert ("--vectorise: Vectorised agents differ only in their seed; these "
           "runs also differ in correction") in done.stderr, done.stderr
