@@ -72,13 +72,18 @@ def train_together(plans: Sequence, *, stop: threading.Event,
   # Every agent on the first device (one logical CPU device per agent in
   # turn was no faster on 2 cores: docs/benchmarks.md).
   strategy = learner_lib.make_strategy(anakin.devices(1)[:1])
+
+  def make_learner(plan, seed=None):
+    exp = plan.experiment
+    return learner_lib.Learner(
+        exp.config, exp.make_network, exp.observation_spec,
+        strategy=strategy, xla_gradients=plan.anakin.xla, seed=seed)
+
   learners, loops = [], []
   for plan in plans:
     exp = plan.experiment
     name = _name(plan)
-    learners.append(learner_lib.Learner(
-        exp.config, exp.make_network, exp.observation_spec,
-        strategy=strategy, xla_gradients=plan.anakin.xla, seed=plan.seed))
+    learners.append(make_learner(plan, plan.seed))
     loops.append(learner_loop.make_loop(
         exp, learners[-1], _Member(), logdir=plan.logdir,
         log_interval_s=plan.loop.log_interval_s,
@@ -86,7 +91,7 @@ def train_together(plans: Sequence, *, stop: threading.Event,
         log=lambda line, name=name: log(f"[{name}] {line}"),
         max_nonfinite_updates=plan.loop.max_nonfinite_updates))
   program = (_vectorised if vectorise else _side_by_side)(plans, learners,
-                                                          strategy)
+                                                          make_learner)
   config = plans[0].experiment.config
   if (vectorise and plans[0].anakin.xla and config.torso != "mlp" and
       not tf.config.list_physical_devices("GPU")):
@@ -161,8 +166,8 @@ class _SideBySide:
     return self._program(carries, tf.constant(count))
 
 
-def _side_by_side(plans, learners, strategy):
-  del strategy
+def _side_by_side(plans, learners, make_learner):
+  del make_learner
   return _SideBySide([
       anakin.Anakin(anakin.environment_for(plan.experiment), learner,
                     plan.experiment.config.batch_size, seed=plan.seed,
@@ -170,17 +175,14 @@ def _side_by_side(plans, learners, strategy):
       for plan, learner in zip(plans, learners)])
 
 
-def _vectorised(plans, learners, strategy):
-  from impala_tf.agent import learner as learner_lib  # pylint: disable=g-import-not-at-top
+def _vectorised(plans, learners, make_learner):
   from impala_tf.anakin import vectorised  # pylint: disable=g-import-not-at-top
-  exp, first = plans[0].experiment, plans[0]
+  first = plans[0]
   vectorised.check_vectorisable([plan.experiment for plan in plans])
   return vectorised.Vectorised(
-      anakin.environment_for(exp), learners,
-      lambda: learner_lib.Learner(exp.config, exp.make_network,
-                                  exp.observation_spec, strategy=strategy,
-                                  xla_gradients=first.anakin.xla),
-      exp.config.batch_size, seed=first.seed, xla=first.anakin.xla)
+      anakin.environment_for(first.experiment), learners,
+      lambda: make_learner(first), first.experiment.config.batch_size,
+      seed=first.seed, xla=first.anakin.xla)
 
 
 def _name(plan) -> str:

@@ -103,10 +103,8 @@ class Vectorised:
                       zip(*(_values(l.variables) for l in self.learners))]
     self.optimizer = learner_lib.make_optimizer(self.config)
     self.optimizer.initialize(self.variables)
-    self._slots = [stack(same) for same in zip(
-        *(_values(l.optimizer.variables) for l in self.learners))]
-    if ([v.shape for v in self._slots] !=
-        [v.shape for v in self.optimizer.variables]):
+    if ([(self.agents, *v.shape) for v in self.learners[0].optimizer.variables]
+        != [tuple(v.shape) for v in self.optimizer.variables]):
       raise ValueError("The agents' optimiser slots do not stack.")
     self._program = tf.function(
         lambda carry, count: anakin.loop(self._iteration, carry, count))
@@ -153,21 +151,21 @@ class Vectorised:
       per_agent.append((own, returns[:, agent::self.agents]))
     return per_agent, carry
 
+  def _state(self) -> list:
+    """The stacked weights and optimiser slots, in the order of
+    `_own_state`."""
+    return self.variables + list(self.optimizer.variables)
+
   def _load(self):
-    for stacked, same in zip(self.variables + self._slots, zip(
-        *(_values(l.variables) + _values(l.optimizer.variables)
-          for l in self.learners))):
-      stacked.assign(tf.stack(same))
-    for slot, stacked in zip(self.optimizer.variables, self._slots):
-      slot.assign(stacked)
+    """Every agent's weights and slots stacked into `_state`."""
+    own = [_own_state(learner) for learner in self.learners]
+    for stacked, same in zip(self._state(), zip(*own)):
+      stacked.assign(tf.stack(_values(same)))
 
   def _store(self):
-    for slot, stacked in zip(self.optimizer.variables, self._slots):
-      stacked.assign(slot)
+    """`_state`'s slices back to their agents."""
     for agent, learner in enumerate(self.learners):
-      for own, stacked in zip(
-          list(learner.variables) + list(learner.optimizer.variables),
-          self.variables + self._slots):
+      for own, stacked in zip(_own_state(learner), self._state()):
         own.assign(stacked[agent])
 
   # --------------------------------------------------------- in the graph
@@ -226,7 +224,7 @@ class Vectorised:
       return tf.constant(True)
 
     def some_agents():
-      state = self.variables + list(self.optimizer.variables)
+      state = self._state()
       before = [tf.identity(v) for v in state]
       with tf.control_dependencies(before):
         every_agent()
@@ -235,6 +233,11 @@ class Vectorised:
       return tf.constant(True)
 
     tf.cond(tf.reduce_all(applied), every_agent, some_agents)
+
+
+def _own_state(learner) -> list:
+  """A learner's weights and optimiser slots."""
+  return list(learner.variables) + list(learner.optimizer.variables)
 
 
 def _values(variables) -> list:
